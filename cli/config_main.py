@@ -1,0 +1,50 @@
+"""``ie-config``: deployment and service control."""
+
+from __future__ import annotations
+
+import click
+
+from ie_cli.base import IeGroup, setup_state
+from ie_cli.status import status
+from ie_core import __version__
+from ie_core.commands import emit, emit_ok, get_app
+from ie_core.db import migrate
+
+
+@click.group(cls=IeGroup, plugin_commands=lambda hooks: hooks.config_commands(),
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", envvar="IE_CONFIG", help="configuration file (default /etc/ie/ie.toml)")
+@click.option("--data-dir", help="override ie.data_dir")
+@click.pass_context
+def ie_config(ctx: click.Context, config: str | None, data_dir: str | None) -> None:
+    """Deploy and control ie: status, MTA and Dovecot wiring, database."""
+    setup_state(ctx)
+
+
+@ie_config.command("version")
+@click.option("--json", "as_json", is_flag=True)
+def version(as_json: bool) -> None:
+    """Print the version."""
+    emit({"version": __version__}, as_json, lambda: __version__)
+
+
+@ie_config.group("db")
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create the schema or bring it to the current version."""
+    migrate.upgrade(get_app().db)
+    emit_ok()
+
+
+@db.command("check")
+def db_check() -> None:
+    """Exit non-zero unless the schema is current."""
+    migrate.check(get_app().db)
+    click.echo("schema is current: " + ", ".join(sorted(migrate.current_heads(get_app().db))))
+
+
+ie_config.add_command(status)

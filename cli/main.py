@@ -1,0 +1,31 @@
+"""``ie-cli``: the operations surface (quarantine, accounts, limits, statistics...)."""
+
+from __future__ import annotations
+
+import click
+
+from ie_cli.base import IeGroup, setup_state
+from ie_cli.check import check
+from ie_core import __version__
+
+
+@click.group(cls=IeGroup, plugin_commands=lambda hooks: hooks.cli_commands(),
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", envvar="IE_CONFIG", help="configuration file (default /etc/ie/ie.toml)")
+@click.option("--data-dir", help="override ie.data_dir")
+@click.pass_context
+def ie_cli(ctx: click.Context, config: str | None, data_dir: str | None) -> None:
+    """Operate ie: quarantine, accounts, whitelists, limits, statistics."""
+    setup_state(ctx)
+
+
+@ie_cli.command("version")
+@click.option("--json", "as_json", is_flag=True)
+def version(as_json: bool) -> None:
+    """Print the version."""
+    from ie_core.commands import emit
+
+    emit({"version": __version__}, as_json, lambda: __version__)
+
+
+ie_cli.add_command(check)

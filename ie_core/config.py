@@ -1,0 +1,200 @@
+"""The TOML configuration file: keys declared with defaults and docs, unknown keys rejected.
+
+Core keys are declared here; plugins add theirs through the ``ie_config_keys`` hook.  Every
+key is documented in ``docs/configuration.md`` (a test checks that).  Settings an admin
+changes at run time through ``ie-cli`` do not live here but in the database
+(:mod:`ie_core.settings`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ie_core.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/ie/ie.toml")
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One configuration key: ``section.name``, its type, default and one-line doc."""
+
+    section: str
+    name: str
+    type: type
+    default: Any
+    doc: str
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.section}.{self.name}"
+
+
+def default_data_dir() -> str:
+    """``/var/lib/ie`` for root; ``$XDG_DATA_HOME/ie`` (``~/.local/share/ie``) otherwise."""
+    if os.geteuid() == 0:
+        return "/var/lib/ie"
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return os.path.join(base, "ie")
+
+
+CORE_KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey("ie", "data_dir", str, "", "Directory for all state (database, held message bytes, "
+              "sockets). Empty: /var/lib/ie for root, ~/.local/share/ie otherwise."),
+    ConfigKey("ie", "database_url", str, "", "SQLAlchemy URL. Empty: SQLite (WAL) at "
+              "DATA_DIR/ie.db. PostgreSQL: postgresql+psycopg://user@host/db."),
+    ConfigKey("ie", "log_level", str, "info", "debug, info, warning or error."),
+    ConfigKey("ie", "hostname", str, "", "Name used in our Received/EHLO lines. Empty: the "
+              "host's name."),
+    ConfigKey("plugins", "disabled", list, [], "Names of plugins (entry-point names) not to load."),
+    ConfigKey("filter", "outgoing_listen", str, "127.0.0.1:10025", "HOST:PORT of the listener "
+              "for mail local accounts send."),
+    ConfigKey("filter", "incoming_listen", str, "127.0.0.1:10027", "HOST:PORT of the listener "
+              "for mail arriving for local domains."),
+    ConfigKey("filter", "reinject", str, "127.0.0.1:10026", "HOST:PORT of the MTA's "
+              "reinjection listener (mail there is not filtered again)."),
+    ConfigKey("filter", "incoming_reinject", str, "", "HOST:PORT where incoming mail is "
+              "reinjected. Empty: same as filter.reinject."),
+    ConfigKey("filter", "reinject_timeout", float, 60.0, "Seconds to wait for each reinjection "
+              "reply before answering 451."),
+    ConfigKey("filter", "reinject_idle", float, 30.0, "Seconds an idle reinjection connection "
+              "is kept open for reuse."),
+    ConfigKey("filter", "max_message_size", int, 52428800, "Largest message accepted, in bytes; "
+              "larger ones get 552 5.3.4."),
+    ConfigKey("filter", "max_concurrent", int, 20, "Messages processed at once per listener "
+              "(threads for the pipeline)."),
+    ConfigKey("filter", "shutdown_grace", float, 60.0, "Seconds SIGTERM waits for messages in "
+              "flight before exiting."),
+    ConfigKey("pipeline", "outgoing", list, [], "Stage names for outgoing mail, in order. "
+              "Empty: every registered stage, by its declared priority."),
+    ConfigKey("pipeline", "incoming", list, [], "Stage names for incoming mail, in order. "
+              "Empty: every registered stage, by its declared priority."),
+    ConfigKey("identity", "auth_header", str, "", "Header our MTA configuration strips and "
+              "re-adds with the authenticated user (Exim: X-IE-Auth-User). Empty: take the "
+              "user from the topmost Received line only (Postfix)."),
+    ConfigKey("identity", "userdomains_file", str, "/etc/userdomains", "cPanel-style "
+              "'domain: user' map consulted after ie's own domain map."),
+    ConfigKey("events", "wake_endpoint", str, "", "ZeroMQ endpoint the event subscriber binds "
+              "and publishers connect to. Empty: ipc://DATA_DIR/events.ipc."),
+    ConfigKey("events", "poll_interval", float, 5.0, "Seconds between outbox reads when no "
+              "wake-up arrives."),
+)
+
+
+class Config:
+    """Validated configuration: ``config.get("filter.reinject")``."""
+
+    def __init__(self, values: Mapping[str, Any], keys: Mapping[str, ConfigKey],
+                 path: Path | None) -> None:
+        self._values = dict(values)
+        self._keys = dict(keys)
+        self.path = path
+
+    def get(self, dotted: str) -> Any:
+        if dotted not in self._keys:
+            raise KeyError(dotted)
+        return self._values.get(dotted, self._keys[dotted].default)
+
+    @property
+    def keys(self) -> list[ConfigKey]:
+        return list(self._keys.values())
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.get("ie.data_dir") or default_data_dir())
+
+    @property
+    def database_url(self) -> str:
+        return self.get("ie.database_url") or f"sqlite:///{self.data_dir / 'ie.db'}"
+
+    def with_overrides(self, **dotted: Any) -> Config:
+        """A copy with some values replaced (keys are ``section__name``)."""
+        values = dict(self._values)
+        for k, v in dotted.items():
+            key = k.replace("__", ".")
+            if key not in self._keys:
+                raise ConfigError(f"unknown configuration key '{key}'")
+            values[key] = v
+        return Config(values, self._keys, self.path)
+
+
+def resolve_path(explicit: str | os.PathLike[str] | None) -> tuple[Path, bool]:
+    """The config file to read and whether it must exist (``--config`` or ``IE_CONFIG``)."""
+    if explicit:
+        return Path(explicit), True
+    env = os.environ.get("IE_CONFIG")
+    if env:
+        return Path(env), True
+    return DEFAULT_CONFIG_PATH, False
+
+
+def read_raw(path: Path, required: bool) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"configuration file {path} does not exist") from None
+        return {}
+    except PermissionError:
+        if required:
+            raise ConfigError(f"configuration file {path} is not readable") from None
+        return {}
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+
+
+def disabled_plugins(raw: Mapping[str, Any]) -> list[str]:
+    """``plugins.disabled`` read before the plugins are loaded (they add keys)."""
+    section = raw.get("plugins", {})
+    value = section.get("disabled", []) if isinstance(section, dict) else []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError("plugins.disabled must be a list of plugin names")
+    return value
+
+
+def validate(raw: Mapping[str, Any], keys: Iterable[ConfigKey], path: Path | None) -> Config:
+    """Check every key of ``raw`` against the declared ``keys``; build the Config."""
+    by_name = {}
+    for key in keys:
+        if key.dotted in by_name:
+            raise ConfigError(f"configuration key '{key.dotted}' is declared twice")
+        by_name[key.dotted] = key
+    sections = {k.section for k in by_name.values()}
+    where = f" in {path}" if path else ""
+    values: dict[str, Any] = {}
+    for section, table in raw.items():
+        if section not in sections:
+            raise ConfigError(f"unknown configuration section '[{section}]'{where}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"'{section}' must be a [section]{where}")
+        for name, value in table.items():
+            dotted = f"{section}.{name}"
+            key = by_name.get(dotted)
+            if key is None:
+                raise ConfigError(f"unknown configuration key '{dotted}'{where}")
+            values[dotted] = _coerce(key, value, where)
+    return Config(values, by_name, path)
+
+
+def _coerce(key: ConfigKey, value: Any, where: str) -> Any:
+    if key.type is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if key.type is int and isinstance(value, bool):
+        raise ConfigError(f"'{key.dotted}' must be an integer{where}")
+    if not isinstance(value, key.type):
+        raise ConfigError(f"'{key.dotted}' must be of type {key.type.__name__}{where}, "
+                          f"not {type(value).__name__}")
+    return value
+
+
+def parse_hostport(value: str, what: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{what} must be HOST:PORT, not {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)

@@ -1,0 +1,114 @@
+"""The hooks a plugin may implement.  Each is documented in ``docs/hooks.md``.
+
+Implement a hook with the :data:`ie_core.hookimpl` marker in a module or object that is
+registered through the ``ie`` entry-point group.  Hooks that collect (no ``firstresult``)
+are called on every plugin and their non-``None`` results are gathered; for
+``firstresult`` hooks the first non-``None`` answer wins.  pluggy calls the plugin
+registered last first, so nothing that must be ordered (the stages) depends on that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from ie_core.app import App
+    from ie_core.config import ConfigKey
+    from ie_core.events import Event
+    from ie_core.message import MessageContext, SenderIdentity
+    from ie_core.stages import Stage
+    from ie_core.status import StatusItem
+    from ie_core.verdict import Verdict
+
+PROJECT = "ie"
+hookspec = pluggy.HookspecMarker(PROJECT)
+
+
+@hookspec
+def ie_config_keys() -> Sequence[ConfigKey]:
+    """Declare configuration keys this plugin reads (section, name, type, default, doc).
+
+    Called before the configuration file is validated: a key no plugin declares is
+    rejected.  Return a sequence of :class:`ie_core.ConfigKey`.
+    """
+
+
+@hookspec
+def ie_stages(app: App) -> Sequence[Stage]:
+    """Register pipeline stages.  Return a sequence of :class:`ie_core.Stage`.
+
+    Stage names are unique across plugins; the order they run in comes from the
+    configuration (``pipeline.outgoing`` / ``pipeline.incoming``) or their priority.
+    """
+
+
+@hookspec(firstresult=True)
+def ie_resolve_account(app: App, identity: SenderIdentity) -> str | None:
+    """Name the hosting account of a sender, or return ``None`` to let the next resolver try.
+
+    ``identity`` already holds the sender email, domain, authenticated user and local
+    user.  First non-``None`` answer wins; when nobody answers the account is ``root``.
+    """
+
+
+@hookspec(firstresult=True)
+def ie_hold(app: App, ctx: MessageContext, verdict: Verdict) -> str | None:
+    """Durably hold a message the policy sent to quarantine; return the held id.
+
+    Must return only after the bytes and the row are committed (the daemon answers 250
+    on that).  Raise on any failure: the daemon then answers 451 and the MTA keeps the
+    message.  ``None`` means "not mine"; if no plugin holds it the answer is 451.
+    """
+
+
+@hookspec
+def ie_message_processed(app: App, ctx: MessageContext, verdict: Verdict) -> None:
+    """Observe a message after the pipeline chose its verdict (not for ``ie-cli check``).
+
+    Called in a worker thread before the action is carried out.  An exception here is
+    logged and turns into a tempfail, like a failing stage.
+    """
+
+
+@hookspec
+def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: str) -> None:
+    """Observe what was done with a message: ``outcome`` is ``delivered``, ``held:<id>``,
+    ``rejected`` or ``tempfailed``.  Exceptions are logged and otherwise ignored: the
+    message is already safe."""
+
+
+@hookspec
+def ie_event(app: App, event: Event) -> None:
+    """Observe an event read from the outbox (run by an event subscriber such as the
+    notifier, at least once per event)."""
+
+
+@hookspec
+def ie_cli_commands() -> Sequence[click.Command]:
+    """Add commands (or groups) to ``ie-cli``.  A command reaches the :class:`App` with
+    ``ie_cli.context.get_app()``."""
+
+
+@hookspec
+def ie_config_commands() -> Sequence[click.Command]:
+    """Add commands to ``ie-config`` (deployment and service control)."""
+
+
+@hookspec
+def ie_status(app: App) -> Sequence[StatusItem]:
+    """Report health items for ``ie-config status`` (name, ok, detail)."""
+
+
+@hookspec
+def ie_startup(app: App) -> None:
+    """The daemon is starting (after the schema check): start background work here."""
+
+
+@hookspec
+def ie_shutdown(app: App) -> None:
+    """The daemon is stopping: stop background work started in :func:`ie_startup`."""

@@ -1,0 +1,102 @@
+"""The message as the pipeline sees it: envelope, exact bytes, lazily parsed headers."""
+
+from __future__ import annotations
+
+import email.header
+import email.parser
+import email.policy
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import Message
+from functools import cached_property
+from typing import Any
+
+from ie_core.verdict import Direction, Finding
+
+
+@dataclass
+class SenderIdentity:
+    """The four sender objects of an outgoing message, plus where they came from.
+
+    ``auth_user`` is only ever taken from what our own MTA wrote (see
+    ``ie_core.identity``), never from a header the client could have written.
+    """
+
+    account: str = "root"
+    domain: str | None = None
+    sender_email: str | None = None
+    script: str | None = None  # raw X-PHP-Script / X-PHP-Originating-Script value
+    script_domain: str | None = None
+    script_path: str | None = None
+    auth_user: str | None = None
+    local_user: str | None = None
+
+
+@dataclass
+class MessageContext:
+    """Everything a stage may look at for one message.
+
+    ``raw`` is exactly what the MTA sent us and is never re-serialised; stages that need
+    structure use :attr:`message` (parsed once, on first use, with the lenient compat32
+    policy so hostile headers never raise).  ``data`` is scratch space where stages leave
+    results for later stages, keyed by stage name.
+    """
+
+    direction: Direction
+    raw: bytes
+    mail_from: str
+    rcpt_tos: list[str]
+    received_at: datetime
+    queue_id: str | None = None
+    peer: str | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    identity: SenderIdentity = field(default_factory=SenderIdentity)
+    findings: list[Finding] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    dry_run: bool = False  # ie-cli check: nothing may be counted, held or learned
+
+    @cached_property
+    def message(self) -> Message:
+        return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(self.raw)
+
+    def header(self, name: str, default: str = "") -> str:
+        """The first header ``name`` decoded to text; never raises on bad encodings."""
+        value = self.message.get(name)
+        if value is None:
+            return default
+        return decode_header_value(value)
+
+    def headers(self, name: str) -> list[str]:
+        return [decode_header_value(v) for v in self.message.get_all(name, [])]
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+
+def decode_header_value(value: object) -> str:
+    """Decode RFC 2047 words; undecodable bytes become U+FFFD instead of an exception."""
+    if isinstance(value, email.header.Header):
+        value = str(value)
+    text = str(value)
+    try:
+        parts = email.header.decode_header(text)
+    except Exception:
+        return _clean(text)
+    out = []
+    for chunk, charset in parts:
+        if isinstance(chunk, bytes):
+            try:
+                out.append(chunk.decode(charset or "ascii", errors="replace"))
+            except LookupError:
+                out.append(chunk.decode("latin-1"))
+        else:
+            out.append(chunk)
+    return _clean("".join(out))
+
+
+def _clean(text: str) -> str:
+    # surrogateescape'd raw 8-bit bytes from the parser, folded whitespace
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return " ".join(text.split())

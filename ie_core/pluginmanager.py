@@ -1,0 +1,113 @@
+"""Building the plugin manager (a factory: there is no module-global manager) and the
+typed facade core code calls instead of ``pm.hook``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from ie_core import hookspecs
+from ie_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import click
+
+    from ie_core.app import App
+    from ie_core.config import ConfigKey
+    from ie_core.events import Event
+    from ie_core.message import MessageContext, SenderIdentity
+    from ie_core.stages import Stage
+    from ie_core.status import StatusItem
+    from ie_core.verdict import Verdict
+
+log = logging.getLogger("ie.plugins")
+ENTRY_POINT_GROUP = "ie"
+
+
+def make_plugin_manager(disabled: Iterable[str] = (),
+                        extra: Sequence[tuple[str, object]] = ()) -> pluggy.PluginManager:
+    """A new manager with every plugin of the ``ie`` entry-point group loaded, except
+    the ``disabled`` names; ``extra`` (name, plugin) pairs are registered after them
+    (tests, embedding)."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    blocked = set(disabled)
+    for name in blocked:
+        pm.set_blocked(name)
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in blocked or pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as err:
+            raise ConfigError(f"plugin '{ep.name}' ({ep.value}) failed to load: {err}") from err
+        pm.register(plugin, name=ep.name)
+    for name, plugin in extra:
+        if name not in blocked:
+            pm.register(plugin, name=name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as err:
+        raise ConfigError(f"plugin error: {err}") from err
+    return pm
+
+
+class Hooks:
+    """Typed calls into the plugins."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+
+    @property
+    def plugin_names(self) -> list[str]:
+        return sorted(n for n, p in self.pm.list_name_plugin() if p is not None)
+
+    def config_keys(self) -> list[ConfigKey]:
+        return [k for keys in self.pm.hook.ie_config_keys() for k in keys]
+
+    def stages(self, app: App) -> list[Stage]:
+        return [s for stages in self.pm.hook.ie_stages(app=app) for s in stages]
+
+    def resolve_account(self, app: App, identity: SenderIdentity) -> str | None:
+        result: str | None = self.pm.hook.ie_resolve_account(app=app, identity=identity)
+        return result
+
+    def hold(self, app: App, ctx: MessageContext, verdict: Verdict) -> str | None:
+        result: str | None = self.pm.hook.ie_hold(app=app, ctx=ctx, verdict=verdict)
+        return result
+
+    def message_processed(self, app: App, ctx: MessageContext, verdict: Verdict) -> None:
+        self.pm.hook.ie_message_processed(app=app, ctx=ctx, verdict=verdict)
+
+    def action_taken(self, app: App, ctx: MessageContext, verdict: Verdict,
+                     outcome: str) -> None:
+        self.pm.hook.ie_action_taken(app=app, ctx=ctx, verdict=verdict, outcome=outcome)
+
+    def event(self, app: App, event: Event) -> None:
+        self.pm.hook.ie_event(app=app, event=event)
+
+    def cli_commands(self) -> list[click.Command]:
+        return [c for cmds in self.pm.hook.ie_cli_commands() for c in cmds]
+
+    def config_commands(self) -> list[click.Command]:
+        return [c for cmds in self.pm.hook.ie_config_commands() for c in cmds]
+
+    def status(self, app: App) -> list[StatusItem]:
+        return [s for items in self.pm.hook.ie_status(app=app) for s in items]
+
+    def startup(self, app: App) -> None:
+        self.pm.hook.ie_startup(app=app)
+
+    def shutdown(self, app: App) -> None:
+        self.pm.hook.ie_shutdown(app=app)
+
+    def call_safely(self, what: str, **kwargs: Any) -> None:
+        """Call an observer hook, logging (not raising) what a plugin throws."""
+        try:
+            getattr(self.pm.hook, what)(**kwargs)
+        except Exception:
+            log.exception("event=plugin_error hook=%s", what)

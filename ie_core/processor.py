@@ -1,0 +1,114 @@
+"""What happens to one message between DATA and the reply, minus the SMTP plumbing.
+
+Everything here blocks (SQL, parsing, classifiers) and runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from ie_core import rawheaders
+from ie_core.app import App
+from ie_core.db.models import MessageLog
+from ie_core.identity import identify
+from ie_core.message import MessageContext
+from ie_core.pipeline import TEMPFAIL_REPLY, run_stages
+from ie_core.stages import Stage
+from ie_core.verdict import Action, Direction, Verdict
+
+log = logging.getLogger("ie.filter")
+
+OUR_PREFIX = "x-ie-"
+SCORE_HEADER = "X-IE-Filter-Score"
+ACTION_HEADER = "X-IE-Filter-Action"
+HITS_HEADER = "X-IE-Filter-Hits"
+ID_HEADER = "X-IE-Filter-Id"
+SPAM_HEADER = "X-Spam"
+
+
+def is_forgeable(direction: Direction, name: str) -> bool:
+    """Headers that only we may write: removed from every message before ours are added."""
+    if name.startswith(OUR_PREFIX):
+        return True
+    return direction is Direction.INCOMING and name.startswith("x-spam")
+
+
+def analyse(app: App, ctx: MessageContext, stages: Sequence[Stage] | None = None) -> Verdict:
+    """Identify the sender, run the stages and decide.  Never raises: a failure is a
+    TEMPFAIL verdict (logged with where it happened)."""
+    try:
+        ctx.identity = identify(ctx, app.config.get("identity.auth_header"))
+        ctx.identity.account = app.hooks.resolve_account(app, ctx.identity) or "root"
+        if stages is None:
+            stages = app.stages(ctx.direction)
+    except Exception as err:
+        log.exception("event=identify_error msgid=%s error=%s", ctx.id, type(err).__name__)
+        return Verdict(Action.TEMPFAIL, smtp_reply=TEMPFAIL_REPLY)
+    verdict = run_stages(ctx, stages)
+    if verdict.action is not Action.TEMPFAIL and not ctx.dry_run:
+        try:
+            app.hooks.message_processed(app, ctx, verdict)
+        except Exception as err:
+            log.exception("event=observer_error msgid=%s error=%s", ctx.id, type(err).__name__)
+            return Verdict(Action.TEMPFAIL, verdict.findings, verdict.score, TEMPFAIL_REPLY)
+    return verdict
+
+
+def delivery_bytes(ctx: MessageContext, verdict: Verdict) -> bytes:
+    """The message as it leaves: forged copies of our headers removed, ours on top."""
+    clean = rawheaders.remove(ctx.raw, lambda n: is_forgeable(ctx.direction, n))
+    headers = [
+        (ID_HEADER, ctx.id),
+        (SCORE_HEADER, f"{verdict.score:.2f}"),
+        (ACTION_HEADER, verdict.action.value),
+    ]
+    if verdict.hits:
+        headers.append((HITS_HEADER, ", ".join(verdict.hits)))
+    if verdict.action is Action.JUNK:
+        headers.append((SPAM_HEADER, "Yes"))
+    headers.extend(ctx.data.get("extra_headers", []))
+    return rawheaders.prepend(clean, headers)
+
+
+def hold(app: App, ctx: MessageContext, verdict: Verdict) -> str:
+    """Hand the message to the quarantine plugin; raises unless it is durably held."""
+    held_id = app.hooks.hold(app, ctx, verdict)
+    if held_id is None:
+        raise RuntimeError("no plugin holds quarantined mail (is the quarantine plugin disabled?)")
+    return held_id
+
+
+def record(app: App, ctx: MessageContext, verdict: Verdict, outcome: str,
+           started: float) -> None:
+    """Write the message-log row and the structured log line; tell the observers.
+
+    The message is already safe (or refused) when this runs, so a failure here is
+    logged, never raised.
+    """
+    ms = int((time.monotonic() - started) * 1000)
+    ident = ctx.identity
+    log.info(
+        "event=message queue_id=%s msgid=%s direction=%s from=<%s> rcpts=%d to=%s size=%d "
+        "account=%s action=%s outcome=%s reasons=%s score=%.2f ms=%d",
+        ctx.queue_id or "-", ctx.id, ctx.direction.value, _safe(ctx.mail_from),
+        len(ctx.rcpt_tos), ",".join(_safe(r) for r in ctx.rcpt_tos[:10]), ctx.size,
+        ident.account, verdict.action.value, outcome, ",".join(verdict.reasons) or "-",
+        verdict.score, ms)
+    try:
+        with app.db.session() as s:
+            s.add(MessageLog(
+                id=ctx.id, queue_id=ctx.queue_id, direction=ctx.direction.value,
+                received_at=ctx.received_at, mail_from=ctx.mail_from[:320],
+                rcpt_tos=list(ctx.rcpt_tos), size=ctx.size, account=ident.account,
+                domain=ident.domain, sender_email=ident.sender_email, script=ident.script,
+                action=verdict.action.value, outcome=outcome, reasons=verdict.reasons,
+                score=verdict.score, duration_ms=ms))
+    except Exception as err:
+        log.error("event=log_write_failed msgid=%s error=%s", ctx.id, err)
+    app.hooks.call_safely("ie_action_taken", app=app, ctx=ctx, verdict=verdict, outcome=outcome)
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isprintable() and c not in " =" else "?" for c in text)[:200]

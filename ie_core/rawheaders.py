@@ -1,0 +1,65 @@
+"""Header edits on the exact message bytes: remove fields by name, prepend new ones.
+
+The body and every header we do not touch stay byte-for-byte as received; the email
+package never re-serialises a message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:")
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def split(raw: bytes) -> tuple[bytes, bytes]:
+    """(header block including its final line end, rest starting at the blank line)."""
+    ends = [(pos, sep) for sep in (b"\r\n\r\n", b"\n\n") if (pos := raw.find(sep)) != -1]
+    if ends:
+        pos, sep = min(ends)
+        cut = pos + len(sep) // 2
+        return raw[:cut], raw[cut:]
+    if raw.startswith((b"\r\n", b"\n")):
+        return b"", raw
+    return raw, b""
+
+
+def line_ending(raw: bytes) -> bytes:
+    nl = raw.find(b"\n")
+    return b"\r\n" if nl > 0 and raw[nl - 1:nl] == b"\r" else b"\n"
+
+
+def _fields(block: bytes) -> list[bytes]:
+    """Header fields with their continuation lines, each ending in its line end."""
+    fields: list[bytes] = []
+    for line in block.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line
+        else:
+            fields.append(line)
+    return fields
+
+
+def field_name(field: bytes) -> str | None:
+    m = _FIELD_NAME.match(field)
+    return m.group(1).decode("ascii").lower() if m else None
+
+
+def remove(raw: bytes, drop: Callable[[str], bool]) -> bytes:
+    """Remove every header field whose lower-cased name ``drop`` accepts."""
+    head, rest = split(raw)
+    kept = [f for f in _fields(head) if not ((n := field_name(f)) and drop(n))]
+    return b"".join(kept) + rest
+
+
+def prepend(raw: bytes, headers: Iterable[tuple[str, str]]) -> bytes:
+    """Put ``headers`` above the existing ones, in the message's own line ending.
+
+    Values are stripped of control characters so nothing can inject a header line.
+    """
+    nl = line_ending(raw)
+    lines = b"".join(
+        f"{_UNSAFE.sub(' ', name)}: {_UNSAFE.sub(' ', value)}".encode("utf-8") + nl
+        for name, value in headers)
+    return lines + raw

@@ -1,0 +1,1 @@
+"""The SMTP side: listeners (aiosmtpd) and reinjection into the MTA."""

@@ -1,0 +1,215 @@
+"""Reinjection into the MTA over SMTP, with timeouts and connection reuse.
+
+All calls block and run in worker threads.  Every failure becomes a :class:`Reply`
+carrying the code the MTA should see: the downstream's own 4xx/5xx when it answered,
+``451 4.4.x`` when it could not be reached, hung or broke the connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+log = logging.getLogger("ie.reinject")
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.code < 300
+
+    @property
+    def permanent(self) -> bool:
+        return 500 <= self.code < 600
+
+    def __str__(self) -> str:
+        text = " ".join(self.text.split()) or "-"
+        return f"{self.code} {text}"[:510]
+
+
+UNREACHABLE = Reply(451, "4.4.1 Reinjection MTA not reachable, try again later")
+TIMED_OUT = Reply(451, "4.4.2 Reinjection MTA timed out, try again later")
+BROKEN = Reply(451, "4.4.2 Reinjection connection lost, try again later")
+
+
+@dataclass
+class SendResult:
+    """What a complete reinjection achieved: all-or-nothing."""
+
+    reply: Reply
+    refused: dict[str, Reply] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.reply.ok
+
+
+class DownstreamError(Exception):
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(str(reply))
+        self.reply = reply
+
+
+class Downstream:
+    """One SMTP connection to the reinjection MTA."""
+
+    def __init__(self, host: str, port: int, timeout: float, helo: str) -> None:
+        self.created = self.last_used = time.monotonic()
+        self._smtp = smtplib.SMTP(timeout=timeout, local_hostname=helo)
+        try:
+            self._call(lambda: self._smtp.connect(host, port))
+            self._call(lambda: self._expect(self._smtp.ehlo()))
+        except DownstreamError:
+            self.close()
+            raise
+
+    @property
+    def esmtp(self) -> set[str]:
+        return set(self._smtp.esmtp_features)
+
+    def _call(self, fn):  # type: ignore[no-untyped-def]
+        try:
+            return fn()
+        except (TimeoutError, socket.timeout):
+            raise DownstreamError(TIMED_OUT) from None
+        except (ConnectionRefusedError, socket.gaierror):
+            raise DownstreamError(UNREACHABLE) from None
+        except (smtplib.SMTPServerDisconnected, ConnectionError, OSError):
+            raise DownstreamError(BROKEN) from None
+
+    @staticmethod
+    def _expect(resp: tuple[int, bytes]) -> Reply:
+        reply = Reply(resp[0], resp[1].decode("utf-8", "replace"))
+        if not reply.ok:
+            raise DownstreamError(reply)
+        return reply
+
+    def _reply(self, resp: tuple[int, bytes]) -> Reply:
+        return Reply(resp[0], resp[1].decode("utf-8", "replace"))
+
+    def mail(self, sender: str, options: Sequence[str] = ()) -> Reply:
+        opts = [o for o in options if o.upper().split("=")[0] in self.esmtp_mail_params]
+        return self._call(lambda: self._reply(self._smtp.mail(sender, opts)))
+
+    @property
+    def esmtp_mail_params(self) -> set[str]:
+        params = set()
+        if self._smtp.has_extn("smtputf8"):
+            params.add("SMTPUTF8")
+        if self._smtp.has_extn("8bitmime"):
+            params.add("BODY")
+        return params
+
+    def rcpt(self, address: str, options: Sequence[str] = ()) -> Reply:
+        return self._call(lambda: self._reply(self._smtp.rcpt(address, list(options))))
+
+    def data(self, message: bytes) -> Reply:
+        def send() -> Reply:
+            try:
+                return self._reply(self._smtp.data(message))
+            except smtplib.SMTPDataError as err:
+                return Reply(err.smtp_code, err.smtp_error.decode("utf-8", "replace"))
+        result: Reply = self._call(send)
+        self.last_used = time.monotonic()
+        return result
+
+    def rset(self) -> bool:
+        try:
+            code = self._smtp.rset()[0]
+            self.last_used = time.monotonic()
+            return code == 250
+        except (smtplib.SMTPException, OSError):
+            return False
+
+    def close(self) -> None:
+        """Send QUIT without waiting for the reply (Exim holds it ~200 ms), then close."""
+        sock = self._smtp.sock
+        try:
+            if sock is not None:
+                sock.sendall(b"QUIT\r\n")
+        except OSError:
+            pass
+        self._smtp.close()
+
+
+class Reinjector:
+    """A pool of :class:`Downstream` connections to one MTA port."""
+
+    def __init__(self, host: str, port: int, *, timeout: float, idle: float, helo: str,
+                 max_idle_connections: int = 8) -> None:
+        self.host, self.port = host, port
+        self.timeout, self.idle, self.helo = timeout, idle, helo
+        self._pool: list[Downstream] = []
+        self._lock = threading.Lock()
+        self._max_idle = max_idle_connections
+
+    def acquire(self) -> Downstream:
+        """A connection ready for MAIL FROM (raises :class:`DownstreamError`)."""
+        while True:
+            with self._lock:
+                conn = self._pool.pop() if self._pool else None
+            if conn is None:
+                return Downstream(self.host, self.port, self.timeout, self.helo)
+            if time.monotonic() - conn.last_used < self.idle and conn.rset():
+                return conn
+            conn.close()
+
+    def release(self, conn: Downstream, reusable: bool = True) -> None:
+        """Give a connection back after a finished transaction (or RSET it first)."""
+        if reusable:
+            with self._lock:
+                if len(self._pool) < self._max_idle:
+                    self._pool.append(conn)
+                    return
+        conn.close()
+
+    def send(self, sender: str, recipients: Sequence[str], message: bytes,
+             mail_options: Sequence[str] = ()) -> SendResult:
+        """Deliver ``message`` to every recipient, or to none.
+
+        If the MTA refuses any recipient the transaction is reset and nothing is sent;
+        the result names the refusals.
+        """
+        try:
+            conn = self.acquire()
+        except DownstreamError as err:
+            return SendResult(err.reply)
+        reusable = False
+        try:
+            reply = conn.mail(sender, mail_options)
+            if not reply.ok:
+                conn.rset()
+                reusable = True
+                return SendResult(reply)
+            refused = {}
+            for rcpt in recipients:
+                r = conn.rcpt(rcpt)
+                if not r.ok:
+                    refused[rcpt] = r
+            if refused:
+                reusable = conn.rset()
+                worst = max(refused.values(), key=lambda r: (not r.permanent, r.code))
+                temp = [r for r in refused.values() if not r.permanent]
+                return SendResult(temp[0] if temp else worst, refused)
+            reply = conn.data(message)
+            reusable = reply.ok
+            return SendResult(reply)
+        except DownstreamError as err:
+            return SendResult(err.reply)
+        finally:
+            self.release(conn, reusable)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, []
+        for conn in pool:
+            conn.close()

@@ -1,0 +1,1 @@
+"""Alembic scripts for ie (installed as ``ie_migrations``)."""

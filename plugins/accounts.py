@@ -1,0 +1,130 @@
+"""Built-in account resolvers and the ``ie-cli domains`` commands.
+
+Order (first answer wins): the local Unix user the MTA reported (a PHP script runs as its
+account's user, whatever address it claims), then ie's own domain map (database), then
+cPanel's ``/etc/userdomains``.  Core falls back to ``root``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import click
+from sqlalchemy import select
+
+from ie_core import App, SenderIdentity, hookimpl
+from ie_core.commands import emit, emit_ok, fail, get_app, require_root
+from ie_core.db.models import Account, DomainMap
+
+SYSTEM_USERS = {"root", "mail", "postfix", "Debian-exim", "exim", "nobody", "www-data"}
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
+_ACCOUNT = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$", re.I)
+
+
+def valid_domain(value: str) -> bool:
+    return bool(_DOMAIN.match(value.lower().rstrip(".")))
+
+
+def valid_account(value: str) -> bool:
+    return bool(_ACCOUNT.match(value)) and ".." not in value
+
+
+def _parent_domains(domain: str) -> list[str]:
+    parts = domain.split(".")
+    return [".".join(parts[i:]) for i in range(len(parts) - 1)]
+
+
+def lookup_domain_map(app: App, domain: str) -> str | None:
+    with app.db.session() as s:
+        for candidate in _parent_domains(domain):
+            row = s.get(DomainMap, candidate)
+            if row is not None:
+                return row.account
+    return None
+
+
+def lookup_userdomains(path: str, domain: str) -> str | None:
+    """``domain: user`` lines (cPanel); ``*`` is the catch-all owner and is skipped."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            table = {}
+            for line in fh:
+                d, sep, user = line.partition(":")
+                if sep and d.strip() and d.strip() != "*":
+                    table[d.strip().lower()] = user.strip()
+    except OSError:
+        return None
+    for candidate in _parent_domains(domain):
+        user = table.get(candidate)
+        if user and valid_account(user) and user != "nobody":
+            return user
+    return None
+
+
+@hookimpl(trylast=True)
+def ie_resolve_account(app: App, identity: SenderIdentity) -> str | None:
+    if identity.local_user and identity.local_user not in SYSTEM_USERS:
+        return identity.local_user
+    if not identity.domain:
+        return None
+    return (lookup_domain_map(app, identity.domain)
+            or lookup_userdomains(app.config.get("identity.userdomains_file"), identity.domain))
+
+
+# -- ie-cli domains -------------------------------------------------------------------
+@click.group("domains", help="ie's own domain -> hosting account map.")
+def domains() -> None:
+    pass
+
+
+@domains.command("list")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def domains_list(as_json: bool) -> None:
+    require_root()
+    app = get_app()
+    with app.db.session() as s:
+        rows = s.execute(select(DomainMap.domain, DomainMap.account)
+                         .order_by(DomainMap.domain)).all()
+    items = [{"domain": d, "account": a} for d, a in rows]
+    emit({"items": items}, as_json, lambda: "\n".join(f"{d} {a}" for d, a in rows))
+
+
+@domains.command("set")
+@click.argument("domain")
+@click.argument("account")
+def domains_set(domain: str, account: str) -> None:
+    require_root()
+    domain = domain.lower().rstrip(".")
+    if not valid_domain(domain):
+        fail(f"invalid domain name: {domain[:80]!r}")
+    if not valid_account(account):
+        fail(f"invalid account name: {account[:80]!r}")
+    app = get_app()
+    with app.db.session() as s:
+        if s.get(Account, account) is None:
+            s.add(Account(name=account, created_at=app.clock.now()))
+        row = s.get(DomainMap, domain)
+        if row is None:
+            s.add(DomainMap(domain=domain, account=account))
+        else:
+            row.account = account
+    emit_ok()
+
+
+@domains.command("remove")
+@click.argument("domain")
+def domains_remove(domain: str) -> None:
+    require_root()
+    app = get_app()
+    with app.db.session() as s:
+        row = s.get(DomainMap, domain.lower().rstrip("."))
+        if row is None:
+            fail(f"domain {domain[:80]!r} is not mapped")
+        s.delete(row)
+    emit_ok()
+
+
+@hookimpl
+def ie_cli_commands() -> Sequence[click.Command]:
+    return [domains]
