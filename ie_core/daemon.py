@@ -38,6 +38,7 @@ class FilterDaemon:
             max_workers=max(2, 2 * app.config.get("filter.max_concurrent")),
             thread_name_prefix="ie-worker")
         self._stopping = asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._reinjectors: list[Reinjector] = []
 
     def _reinjector(self, setting: str) -> Reinjector:
@@ -47,8 +48,8 @@ class FilterDaemon:
         self._reinjectors.append(r)
         return r
 
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def start(self, install_signals: bool = True) -> None:
+        loop = self.loop = asyncio.get_running_loop()
         out_reinject = self._reinjector("filter.reinject")
         in_reinject = (self._reinjector("filter.incoming_reinject")
                        if self.app.config.get("filter.incoming_reinject") else out_reinject)
@@ -65,9 +66,10 @@ class FilterDaemon:
                 host=host, port=port, reuse_address=True)
             self.listeners.append(Listener(direction, handler, server))
             log.info("event=listening direction=%s address=%s:%d", direction, host, port)
-        for sig, fn in ((signal.SIGTERM, self.request_stop), (signal.SIGINT, self.request_stop),
-                        (signal.SIGHUP, self.reload)):
-            loop.add_signal_handler(sig, fn)
+        if install_signals:
+            for sig, fn in ((signal.SIGTERM, self.request_stop),
+                            (signal.SIGINT, self.request_stop), (signal.SIGHUP, self.reload)):
+                loop.add_signal_handler(sig, fn)
         self.app.hooks.startup(self.app)
 
     def request_stop(self) -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import click
 
     from ie_core.app import App
+    from ie_core.classifier import Classifier
     from ie_core.config import ConfigKey
     from ie_core.events import Event
     from ie_core.message import MessageContext, SenderIdentity
@@ -86,6 +87,27 @@ def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: st
 def ie_event(app: App, event: Event) -> None:
     """Observe an event read from the outbox (run by an event subscriber such as the
     notifier, at least once per event)."""
+
+
+@hookspec
+def ie_classifiers(app: App) -> Sequence[Classifier]:
+    """Offer classifier backends (see :mod:`ie_core.classifier`); the configuration picks
+    one per direction by its ``name``."""
+
+
+@hookspec
+def ie_learn(app: App, raw: bytes, spam: bool) -> None:
+    """Train the configured classifiers with one message (a quarantine release trains
+    ham, a delete with ``--spam`` trains spam, a move into or out of Junk either)."""
+
+
+@hookspec(firstresult=True)
+def ie_release(app: App, held_id: str, actor: str) -> bool | None:
+    """Release a held message as ``actor`` (no per-user release limit applies).
+
+    Return ``True`` when the MTA accepted it for every recipient, ``False`` when it stays
+    held (the reason is logged), ``None`` when no plugin holds mail.
+    """
 
 
 @hookspec

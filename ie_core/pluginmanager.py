@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import click
 
     from ie_core.app import App
+    from ie_core.classifier import Classifier
     from ie_core.config import ConfigKey
     from ie_core.events import Event
     from ie_core.message import MessageContext, SenderIdentity
@@ -89,6 +90,16 @@ class Hooks:
 
     def event(self, app: App, event: Event) -> None:
         self.pm.hook.ie_event(app=app, event=event)
+
+    def classifiers(self, app: App) -> dict[str, Classifier]:
+        return {c.name: c for cs in self.pm.hook.ie_classifiers(app=app) for c in cs}
+
+    def learn(self, app: App, raw: bytes, spam: bool) -> None:
+        self.pm.hook.ie_learn(app=app, raw=raw, spam=spam)
+
+    def release(self, app: App, held_id: str, actor: str) -> bool | None:
+        result: bool | None = self.pm.hook.ie_release(app=app, held_id=held_id, actor=actor)
+        return result
 
     def cli_commands(self) -> list[click.Command]:
         return [c for cmds in self.pm.hook.ie_cli_commands() for c in cmds]

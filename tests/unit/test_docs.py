@@ -1,0 +1,43 @@
+"""Every hook and every configuration key is documented (like datasette's test_docs)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from ie_core import hookspecs
+from ie_core.config import CORE_KEYS
+from ie_core.pluginmanager import Hooks, make_plugin_manager
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _all_docs() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(DOCS.glob("**/*.md")))
+
+
+def _hook_names() -> list[str]:
+    return sorted(n for n in dir(hookspecs) if n.startswith("ie_"))
+
+
+@pytest.mark.parametrize("hook", _hook_names())
+def test_every_hook_is_documented(hook: str) -> None:
+    text = (DOCS / "hooks.md").read_text(encoding="utf-8")
+    assert re.search(rf"^##+ `?{hook}\b", text, re.M), f"docs/hooks.md has no section for {hook}"
+
+
+def _all_keys():
+    return [*CORE_KEYS, *Hooks(make_plugin_manager()).config_keys()]
+
+
+@pytest.mark.parametrize("key", _all_keys(), ids=lambda k: k.dotted)
+def test_every_config_key_is_documented_with_its_default(key) -> None:
+    text = _all_docs()
+    rows = [line for line in text.splitlines() if f"`{key.dotted}`" in line and "|" in line]
+    assert rows, f"no table row in docs/ documents {key.dotted}"
+    default = key.default if isinstance(key.default, str) else json.dumps(key.default)
+    shown = f'`"{default}"`' if isinstance(key.default, str) else f"`{default}`"
+    assert any(shown in row for row in rows), f"{key.dotted}: default {shown} not documented"
