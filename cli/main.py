@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import click
 
+from ie_cli import filter_settings
 from ie_cli.base import IeGroup, setup_state
 from ie_cli.check import check
 from ie_core import __version__
+from ie_core.pluginmanager import Hooks
 
 
-@click.group(cls=IeGroup, plugin_commands=lambda hooks: hooks.cli_commands(),
+def _plugin_commands(hooks: Hooks) -> list[click.Command]:
+    return [*hooks.cli_commands(), filter_settings.build(hooks)]
+
+
+@click.group(cls=IeGroup, plugin_commands=_plugin_commands,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", envvar="IE_CONFIG", help="configuration file (default /etc/ie/ie.toml)")
 @click.option("--data-dir", help="override ie.data_dir")

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ie_core.config import ConfigKey
     from ie_core.events import Event
     from ie_core.message import MessageContext, SenderIdentity
+    from ie_core.runtime import RuntimeSetting
     from ie_core.stages import Stage
     from ie_core.status import StatusItem
     from ie_core.verdict import Verdict
@@ -55,6 +56,18 @@ def ie_resolve_account(app: App, identity: SenderIdentity) -> str | None:
     ``identity`` already holds the sender email, domain, authenticated user and local
     user.  First non-``None`` answer wins; when nobody answers the account is ``root``.
     """
+
+
+@hookspec
+def ie_runtime_settings() -> Sequence[RuntimeSetting]:
+    """Declare settings admins change at run time with ``ie-cli filter-settings``
+    (stored in the database, read per message with ``ie_core.runtime.current``)."""
+
+
+@hookspec(firstresult=True)
+def ie_is_whitelisted(app: App, kind: str, address: str) -> bool | None:
+    """Is ``address`` on the ``kind`` whitelist (``authuser``, ``sender`` or
+    ``recipient``)?  ``None`` when no plugin keeps whitelists."""
 
 
 @hookspec(firstresult=True)

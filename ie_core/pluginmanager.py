@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ie_core.config import ConfigKey
     from ie_core.events import Event
     from ie_core.message import MessageContext, SenderIdentity
+    from ie_core.runtime import RuntimeSetting
     from ie_core.stages import Stage
     from ie_core.status import StatusItem
     from ie_core.verdict import Verdict
@@ -90,6 +91,12 @@ class Hooks:
 
     def event(self, app: App, event: Event) -> None:
         self.pm.hook.ie_event(app=app, event=event)
+
+    def runtime_settings(self) -> list[RuntimeSetting]:
+        return [r for rs in self.pm.hook.ie_runtime_settings() for r in rs]
+
+    def is_whitelisted(self, app: App, kind: str, address: str) -> bool:
+        return bool(self.pm.hook.ie_is_whitelisted(app=app, kind=kind, address=address))
 
     def classifiers(self, app: App) -> dict[str, Classifier]:
         return {c.name: c for cs in self.pm.hook.ie_classifiers(app=app) for c in cs}

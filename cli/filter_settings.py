@@ -1,0 +1,48 @@
+"""``ie-cli filter-settings``: list, or change, the run-time filter settings plugins declare."""
+
+from __future__ import annotations
+
+import click
+
+from ie_core.commands import emit, get_app, require_root
+from ie_core.pluginmanager import Hooks
+from ie_core.runtime import RuntimeSetting, current
+
+
+def build(hooks: Hooks) -> click.Command:
+    specs = {s.name: s for s in hooks.runtime_settings()}
+
+    @click.pass_context
+    def callback(ctx: click.Context, as_json: bool, **given: str | None) -> None:
+        app = get_app()
+        changes = {}
+        for spec in specs.values():
+            text = given.get(_param(spec))
+            if text is not None:
+                changes[spec.name] = spec.parse(text)
+        if changes:
+            require_root()
+            for name, value in changes.items():
+                app.settings.set(name, value)
+        values = {name: current(app, spec) for name, spec in sorted(specs.items())}
+        emit(values, as_json, lambda: "\n".join(f"{k}: {_show(v)}" for k, v in values.items()))
+
+    params: list[click.Parameter] = [click.Option(["--json", "as_json"], is_flag=True,
+                                                  help="print JSON")]
+    for spec in specs.values():
+        hint = f" ({'|'.join(spec.choices)})" if spec.choices else ""
+        params.append(click.Option([spec.option, _param(spec)], default=None,
+                                   help=f"{spec.doc}{hint} Default: {_show(spec.default)}; "
+                                        "-1 restores it."))
+    return click.Command("filter-settings", callback=callback, params=params,
+                         help="Show the filter settings; with options, change them (root).")
+
+
+def _param(spec: RuntimeSetting) -> str:
+    return spec.name.replace(".", "__")
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

@@ -1,0 +1,63 @@
+"""Run-time settings that plugins declare and admins change with ``ie-cli filter-settings``.
+
+A plugin declares a :class:`RuntimeSetting` through the ``ie_runtime_settings`` hook and
+reads it per message with :func:`current`; the value lives in the database
+(:class:`ie_core.settings.RuntimeSettings`), so a change applies without a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ie_core.app import App
+from ie_core.errors import InvalidInput
+
+_TRUE = {"1", "yes", "on", "true"}
+_FALSE = {"0", "no", "off", "false"}
+
+
+@dataclass(frozen=True)
+class RuntimeSetting:
+    """``name`` is dotted (``winexec.allow_outgoing``); ``choices`` limits str values."""
+
+    name: str
+    type: type
+    default: Any
+    doc: str
+    choices: Sequence[str] = ()
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace(".", "-").replace("_", "-")
+
+    def parse(self, text: str) -> Any:
+        """The value typed on the command line, checked; ``-1`` restores the default."""
+        text = text.strip()
+        if text == "-1" and self.type is not float and self.type is not int:
+            return None
+        if self.type is bool:
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise InvalidInput(f"{self.option} takes yes or no, not {text[:40]!r}")
+        if self.type in (int, float):
+            try:
+                value = self.type(text)
+            except ValueError:
+                raise InvalidInput(f"{self.option} takes a number, not {text[:40]!r}") from None
+            return value
+        if self.choices and text not in self.choices:
+            raise InvalidInput(f"{self.option} takes one of {', '.join(self.choices)}, "
+                               f"not {text[:40]!r}")
+        return text
+
+
+def current(app: App, setting: RuntimeSetting) -> Any:
+    """The value in force: the database's, or the declared default."""
+    value = app.settings.get(setting.name)
+    if value is None:
+        return setting.default
+    return setting.type(value) if setting.type in (int, float) else value
