@@ -68,6 +68,8 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
               "larger ones get 552 5.3.4."),
     ConfigKey("filter", "max_concurrent", int, 20, "Messages processed at once per listener "
               "(threads for the pipeline)."),
+    ConfigKey("filter", "workers", int, 1, "Worker processes sharing the listeners (pre-fork); "
+              "each runs filter.max_concurrent messages at once."),
     ConfigKey("filter", "shutdown_grace", float, 60.0, "Seconds SIGTERM waits for messages in "
               "flight before exiting."),
     ConfigKey("pipeline", "outgoing", list, [], "Stage names for outgoing mail, in order. "

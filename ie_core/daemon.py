@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import socket
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -31,8 +35,9 @@ class Listener:
 class FilterDaemon:
     """Runs the listeners on one asyncio loop; blocking work goes to ``executor``."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, sockets: dict[Direction, socket.socket] | None = None) -> None:
         self.app = app
+        self._sockets = sockets or {}
         self.listeners: list[Listener] = []
         self.executor = ThreadPoolExecutor(
             max_workers=max(2, 2 * app.config.get("filter.max_concurrent")),
@@ -56,16 +61,17 @@ class FilterDaemon:
         for direction, listen, reinjector in (
                 (Direction.OUTGOING, "filter.outgoing_listen", out_reinject),
                 (Direction.INCOMING, "filter.incoming_listen", in_reinject)):
-            host, port = parse_hostport(self.app.config.get(listen), listen)
             handler = FilterHandler(self.app, direction, reinjector, self.executor)
+            sock = self._sockets.get(direction) or bind(self.app.config.get(listen), listen)
             server = await loop.create_server(
                 lambda h=handler: FilterSMTP(  # type: ignore[misc]
                     h, data_size_limit=self.app.config.get("filter.max_message_size"),
                     enable_SMTPUTF8=True, hostname=self.app.hostname,
                     ident="ie-filterd", timeout=300),
-                host=host, port=port, reuse_address=True)
+                sock=sock)
             self.listeners.append(Listener(direction, handler, server))
-            log.info("event=listening direction=%s address=%s:%d", direction, host, port)
+            log.info("event=listening direction=%s address=%s pid=%d", direction,
+                     self.app.config.get(listen), os.getpid())
         if install_signals:
             for sig, fn in ((signal.SIGTERM, self.request_stop),
                             (signal.SIGINT, self.request_stop), (signal.SIGHUP, self.reload)):
@@ -107,16 +113,79 @@ class FilterDaemon:
         log.info("event=stopped")
 
 
-async def run(app: App) -> None:
-    daemon = FilterDaemon(app)
+def bind(address: str, what: str) -> socket.socket:
+    host, port = parse_hostport(address, what)
+    return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host
+                                else socket.AF_INET, backlog=128, reuse_port=False)
+
+
+async def run(app: App, sockets: dict[Direction, socket.socket] | None = None) -> None:
+    daemon = FilterDaemon(app, sockets)
     await daemon.start()
     await daemon.serve_until_stopped()
+
+
+def run_workers(app: App, count: int) -> int:
+    """Pre-fork model: the parent binds the listeners, ``count`` children serve them.
+
+    The parent restarts a child that dies unexpectedly and passes SIGTERM/SIGHUP on.
+    """
+    sockets = {Direction.OUTGOING: bind(app.config.get("filter.outgoing_listen"),
+                                        "filter.outgoing_listen"),
+               Direction.INCOMING: bind(app.config.get("filter.incoming_listen"),
+                                        "filter.incoming_listen")}
+    app.db.dispose()  # never share database connections across fork
+    children: set[int] = set()
+    stopping = False
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            code = 0
+            try:
+                asyncio.run(run(app, sockets))
+            except BaseException:
+                log.exception("event=worker_crashed")
+                code = 1
+            finally:
+                os._exit(code)
+        children.add(pid)
+
+    def forward(sig: int, _frame: object) -> None:
+        nonlocal stopping
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM if sig == signal.SIGINT else sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    for _ in range(count):
+        spawn()
+    log.info("event=workers_started count=%d", count)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        children.discard(pid)
+        if not stopping:
+            log.error("event=worker_died pid=%d status=%d; restarting", pid, status)
+            time.sleep(0.5)
+            spawn()
+    return 0
 
 
 def setup_logging(level: str) -> None:
     logging.basicConfig(stream=sys.stderr, level=level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ie-filterd: {err}", file=sys.stderr)
         return 2
     try:
+        workers = app.config.get("filter.workers")
+        if workers > 1:
+            return run_workers(app, workers)
         asyncio.run(run(app))
     except OSError as err:
         print(f"ie-filterd: cannot listen: {err}", file=sys.stderr)

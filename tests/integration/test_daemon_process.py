@@ -1,0 +1,86 @@
+"""ie-filterd as a real process: worker processes, SIGTERM with mail in flight, SIGHUP,
+refusing to start on an old schema."""
+
+from __future__ import annotations
+
+import signal
+import smtplib
+import subprocess
+import threading
+import time
+
+from tests.fixtures.daemon import BIN, DaemonProcess, write_config
+
+MSG = b"From: a@example.com\r\nSubject: t\r\n\r\nbody\r\n"
+
+
+def test_two_worker_processes_share_the_listeners(tmp_path, sink):
+    d = DaemonProcess(tmp_path, {"filter.reinject": f"127.0.0.1:{sink.port}",
+                                 "filter.workers": 2}).start()
+    try:
+        for i in range(10):
+            with smtplib.SMTP("127.0.0.1", d.outgoing_port, timeout=10) as s:
+                s.sendmail("a@example.com", [f"r{i}@example.org"], MSG)
+        assert len(sink.wait_for(10)) == 10
+        pids = {line.split("pid=")[1].split()[0] for line in d.log().splitlines()
+                if "event=listening direction=outgoing" in line}
+        assert len(pids) == 2
+    finally:
+        assert d.stop() == 0
+
+
+def test_sigterm_finishes_the_message_in_flight(tmp_path, sink):
+    sink.handler.mode = "hang"
+    sink.handler.hang_seconds = 1.5  # the downstream is slow, not dead
+    d = DaemonProcess(tmp_path, {"filter.reinject": f"127.0.0.1:{sink.port}"}).start()
+    result: dict[str, object] = {}
+
+    def send() -> None:
+        with smtplib.SMTP("127.0.0.1", d.outgoing_port, timeout=20) as s:
+            result["refused"] = s.sendmail("a@example.com", ["b@example.org"], MSG)
+
+    t = threading.Thread(target=send)
+    t.start()
+    time.sleep(0.7)  # the message is now waiting on the downstream's DATA reply
+    d.signal(signal.SIGTERM)
+    t.join(20)
+    assert result.get("refused") == {}  # answered 250 after the sink accepted
+    assert d.proc is not None and d.proc.wait(20) == 0
+    assert "event=stopped" in d.log()
+    try:
+        smtplib.SMTP("127.0.0.1", d.outgoing_port, timeout=2)
+        raise AssertionError("still accepting after SIGTERM")
+    except OSError:
+        pass
+
+
+def test_sighup_reloads_configuration(tmp_path, sink):
+    d = DaemonProcess(tmp_path, {"filter.reinject": f"127.0.0.1:{sink.port}"}).start()
+    try:
+        text = d.config.read_text().replace("[ie]", '[ie]\nlog_level = "debug"')
+        d.config.write_text(text)
+        d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "event=reloaded" not in d.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "event=reloaded" in d.log()
+        d.config.write_text(text.replace("[filter]", "[filter]\nbogus_key = 1"))
+        d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "event=reload_failed" not in d.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "unknown configuration key 'filter.bogus_key'" in d.log()
+        with smtplib.SMTP("127.0.0.1", d.outgoing_port, timeout=10) as s:  # still serving
+            s.sendmail("a@example.com", ["b@example.org"], MSG)
+        assert len(sink.wait_for(1)) == 1
+    finally:
+        d.stop()
+
+
+def test_refuses_to_start_on_a_schema_that_is_behind(tmp_path):
+    cfg = write_config(tmp_path / "ie.toml", {"ie.data_dir": str(tmp_path / "d")})
+    out = subprocess.run([str(BIN / "ie-filterd"), "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ie-config db upgrade" in lines[0]
