@@ -82,7 +82,7 @@ def make_app(tmp_path: Path, clock: ManualClock) -> Iterator[Callable[..., App]]
     apps: list[App] = []
 
     def factory(db_url: str | None = None, plugins: list[tuple[str, object]] | None = None,
-                config: Path | None = None, **overrides: Any) -> App:
+                config: Path | None = None, migrated: bool = True, **overrides: Any) -> App:
         values: dict[str, object] = {"ie.data_dir": str(tmp_path / "data")}
         if db_url:
             values["ie.database_url"] = db_url
@@ -91,7 +91,8 @@ def make_app(tmp_path: Path, clock: ManualClock) -> Iterator[Callable[..., App]]
             config = tmp_path / "ie.toml"
             config.touch()
         app = create_app(config, clock=clock, extra_plugins=plugins or [], overrides=values)
-        migrate.upgrade(app.db)
+        if migrated:
+            migrate.upgrade(app.db)
         apps.append(app)
         return app
 
