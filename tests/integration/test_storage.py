@@ -1,0 +1,129 @@
+"""Storage on SQLite and PostgreSQL: migrations both ways, the message log, settings,
+the events outbox and its wake-ups."""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+import time
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, inspect, select, text
+
+from ie_core.db import Database, migrate
+from ie_core.db.models import EventCursor, MessageLog
+from ie_core.events import Subscriber, WakePublisher, emit
+from tests.conftest import PG_ADMIN_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_db(request, tmp_path):
+    if request.param == "sqlite":
+        db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+        yield db
+        db.dispose()
+        return
+    name = f"ie_mig_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    db = Database(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
+    yield db
+    db.dispose()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_upgrade_downgrade_upgrade(fresh_db):
+    with pytest.raises(Exception, match="ie-config db upgrade"):
+        migrate.check(fresh_db)
+    migrate.upgrade(fresh_db)
+    migrate.check(fresh_db)
+    tables = set(inspect(fresh_db.engine).get_table_names())
+    assert {"message_log", "accounts", "domain_map", "settings", "events"} <= tables
+    migrate.downgrade(fresh_db, "base")
+    assert set(inspect(fresh_db.engine).get_table_names()) <= {"alembic_version"}
+    migrate.upgrade(fresh_db)
+    migrate.check(fresh_db)
+
+
+def test_message_log_row_per_message(run_daemon, sink, db_url):
+    d = run_daemon(db_url=db_url)
+    with smtplib.SMTP("127.0.0.1", d.outgoing_port, timeout=10) as s:
+        s.sendmail("Alice@Example.COM", ["b@example.org", "c@example.org"],
+                   b"Subject: x\r\n\r\nbody\r\n")
+    sink.wait_for(1)
+    with d.app.db.session() as s:
+        [row] = s.scalars(select(MessageLog)).all()
+    assert row.outcome == "delivered" and row.action == "deliver"
+    assert row.rcpt_tos == ["b@example.org", "c@example.org"]
+    assert row.sender_email == "alice@example.com" and row.domain == "example.com"
+    assert row.account == "root" and row.direction == "outgoing"
+
+
+def test_runtime_settings_round_trip(make_app, db_url):
+    app = make_app(db_url=db_url)
+    assert app.settings.get("x.y", 5) == 5
+    app.settings.set("x.y", {"a": [1, 2]})
+    assert app.settings.get("x.y") == {"a": [1, 2]}
+    app.settings.set("x.y", None)
+    assert app.settings.get("x.y", "gone") == "gone"
+
+
+def test_outbox_events_commit_with_the_change_and_subscribers_catch_up(make_app, db_url):
+    app = make_app(db_url=db_url)
+    with app.db.session() as s:
+        emit(s, app.clock, "held", "acct", {"id": "1"})
+    with pytest.raises(RuntimeError):
+        with app.db.session() as s:  # rolled back: the event must vanish with the change
+            emit(s, app.clock, "held", "acct", {"id": "never"})
+            raise RuntimeError
+    with app.db.session() as s:
+        emit(s, app.clock, "released", "acct", {"id": "1"})
+    seen: list[str] = []
+    sub = Subscriber(app.db, "test", app.wake_endpoint, poll_interval=0.1)
+    assert sub.catch_up(lambda e: seen.append(e.kind)) == 2
+    assert seen == ["held", "released"]
+    assert sub.catch_up(lambda e: seen.append(e.kind)) == 0  # cursor advanced
+    with app.db.session() as s:
+        assert s.get(EventCursor, "test").last_id >= 2
+
+
+def test_a_failing_handler_sees_the_event_again(make_app, db_url):
+    app = make_app(db_url=db_url)
+    with app.db.session() as s:
+        emit(s, app.clock, "held", None, {})
+    sub = Subscriber(app.db, "flaky", app.wake_endpoint, poll_interval=0.1)
+
+    def fail(event):
+        raise OSError("smtp down")
+    with pytest.raises(OSError):
+        sub.catch_up(fail)
+    assert sub.catch_up(lambda e: None) == 1
+
+
+def test_wakeup_reaches_a_running_subscriber_quickly(make_app, tmp_path):
+    app = make_app(**{"events.wake_endpoint": f"ipc://{tmp_path}/wake.ipc"})
+    seen: list[float] = []
+    sub = Subscriber(app.db, "fast", app.wake_endpoint, poll_interval=30)  # no polling help
+    t = threading.Thread(target=sub.run, args=(lambda e: seen.append(time.monotonic()),),
+                         daemon=True)
+    t.start()
+    time.sleep(0.3)
+    pub = WakePublisher(app.wake_endpoint)
+    pub.wake()  # connect
+    time.sleep(0.3)
+    with app.db.session() as s:
+        emit(s, app.clock, "held", None, {})
+    sent = time.monotonic()
+    pub.wake()
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sub.stop()
+    pub.wake()
+    t.join(40)
+    pub.close()
+    assert seen and seen[0] - sent < 2.0
