@@ -1,0 +1,89 @@
+"""Installed for real: a third-party plugin from its own distribution, and ie's wheel in a
+fresh virtual environment outside the source tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.daemon import BIN, write_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "tests" / "fixtures" / "sample_plugin"
+MARKED = b"From: a@example.com\r\nSubject: x\r\n\r\nSAMPLE-PLUGIN-MARKER\r\n"
+
+
+def run(args: list[str], **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=600, **kw)
+
+
+@pytest.fixture(scope="module")
+def sample_site(tmp_path_factory) -> Path:
+    """The sample distribution installed with pip into a directory of its own."""
+    target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / "sample_plugin"
+    shutil.copytree(SAMPLE, source)  # pip builds in place: keep the tree clean
+    out = run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+               "--no-build-isolation", "--target", str(target), str(source)])
+    assert out.returncode == 0, out.stderr
+    assert list(target.glob("ie_sample_plugin-*.dist-info/entry_points.txt"))
+    return target
+
+
+def test_third_party_plugin_adds_a_stage_and_a_command_and_can_be_disabled(
+        sample_site, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(sample_site)}
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(MARKED)
+    cfg = write_config(tmp_path / "ie.toml", {"ie.data_dir": str(tmp_path / "d")})
+    cli = [str(BIN / "ie-cli"), "--config", str(cfg)]
+    assert run([str(BIN / "ie-config"), "--config", str(cfg), "db", "upgrade"],
+               env=env).returncode == 0
+
+    out = run(cli + ["sample-hello"], env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "hello from the sample plugin"
+    out = run(cli + ["check", "--json", str(msg)], env=env)
+    result = json.loads(out.stdout)
+    assert result["action"] == "reject" and result["findings"][0]["stage"] == "sample"
+
+    cfg.write_text(cfg.read_text() + '[plugins]\ndisabled = ["sample"]\n')
+    out = run(cli + ["check", "--json", str(msg)], env=env)
+    assert json.loads(out.stdout)["action"] == "deliver"
+    out = run(cli + ["sample-hello"], env=env)
+    assert out.returncode != 0 and "No such command" in out.stderr
+
+
+def test_wheel_in_a_fresh_venv_outside_the_tree(tmp_path):
+    dist = tmp_path / "dist"
+    out = run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+               "--no-build-isolation", "-w", str(dist), str(ROOT)])
+    assert out.returncode == 0, out.stderr
+    [wheel] = dist.glob("ie_mailfilter-*.whl")
+    venv = tmp_path / "venv"
+    assert run([sys.executable, "-m", "venv", str(venv)]).returncode == 0
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    out = run(pip + [str(wheel)], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    cfg = write_config(tmp_path / "ie.toml", {"ie.data_dir": str(tmp_path / "data")})
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "IE_CONFIG")}
+    bindir = venv / "bin"
+    for cmd in (["ie-config", "--config", str(cfg), "db", "upgrade"],
+                ["ie-config", "--config", str(cfg), "db", "check"],
+                ["ie-cli", "--config", str(cfg), "version"],
+                ["ie-filterd", "--help"]):
+        out = run([str(bindir / cmd[0]), *cmd[1:]], cwd=tmp_path, env=env)
+        assert out.returncode == 0, (cmd, out.stderr)
+    # nothing generic was installed at the top of site-packages; data files shipped
+    probe = ("import importlib.resources as r, importlib.util as u;"
+             "print(all(u.find_spec(n) is None for n in ('plugins','cli','migrations')));"
+             "print(r.files('ie_migrations').joinpath('env.py').is_file());"
+             "print(any(p.name.endswith('.py') for p in "
+             "r.files('ie_migrations').joinpath('versions').iterdir()))")
+    out = run([str(bindir / "python"), "-c", probe], cwd=tmp_path, env=env)
+    assert out.stdout.split() == ["True", "True", "True"], out.stderr
