@@ -29,6 +29,7 @@ class IeGroup(click.Group):
         super().__init__(*args, **kwargs)
         self._plugin_commands = plugin_commands
         self._loaded = False
+        self._load_error: Exception | None = None
 
     def _load_plugin_commands(self, ctx: click.Context) -> None:
         if self._loaded or self._plugin_commands is None:
@@ -36,8 +37,9 @@ class IeGroup(click.Group):
         self._loaded = True
         try:
             app = _state(ctx).app
-        except Exception:
-            return  # the error is reported when a command needs the app
+        except Exception as err:  # reported if the command asked for is not a core one
+            self._load_error = err
+            return
         for cmd in self._plugin_commands(app.hooks):
             if cmd.name and cmd.name not in self.commands:
                 self.add_command(cmd)
@@ -51,6 +53,8 @@ class IeGroup(click.Group):
         if cmd is None:
             self._load_plugin_commands(ctx)
             cmd = super().get_command(ctx, name)
+            if cmd is None and self._load_error is not None:
+                raise self._load_error
         return cmd
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
