@@ -24,3 +24,28 @@ def test_delivers_with_verdict_headers_and_exact_body(run_daemon, sink):
     # everything we did not touch is byte-identical, in order
     assert head.endswith(b"From: Alice <alice@example.com>\r\nTo: bob@example.org\r\n"
                          b"Subject: hello")
+
+
+def test_smtputf8_and_8bitmime_pass_through(run_daemon, sink):
+    d = run_daemon()
+    msg = "From: Jörg <jörg@bücher.example>\r\nSubject: Grüße\r\n\r\nÄpfel\r\n".encode()
+    with smtplib.SMTP("127.0.0.1", d.outgoing_port, timeout=10) as s:
+        s.ehlo()
+        assert s.has_extn("smtputf8") and s.has_extn("8bitmime")
+        s.sendmail("jörg@bücher.example", ["empfänger@example.org"], msg,
+                   mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+    [got] = sink.wait_for(1)
+    assert got.mail_from == "jörg@bücher.example"
+    assert got.rcpt_tos == ["empfänger@example.org"]
+    assert "SMTPUTF8" in got.mail_options and "BODY=8BITMIME" in got.mail_options
+    assert got.data.endswith(msg)
+
+
+def test_reinjection_connection_is_reused(run_daemon, sink):
+    d = run_daemon()
+    for i in range(3):
+        with smtplib.SMTP("127.0.0.1", d.outgoing_port, timeout=10) as s:
+            s.sendmail("a@example.com", [f"r{i}@example.org"], MSG)
+    got = sink.wait_for(3)
+    assert len(got) == 3
+    assert len({m.peer for m in got}) == 1  # one downstream connection carried all three
