@@ -9,8 +9,14 @@ import pluggy
 from ie_core.app import App, create_app
 from ie_core.clock import Clock, ManualClock, SystemClock
 from ie_core.config import ConfigKey
-from ie_core.errors import (ConfigError, IeError, InvalidInput, NotFound, PermissionDenied,
-                            SchemaBehindError)
+from ie_core.errors import (
+                            ConfigError,
+                            IeError,
+                            InvalidInput,
+                            NotFound,
+                            PermissionDenied,
+                            SchemaBehindError,
+)
 from ie_core.message import MessageContext, SenderIdentity
 from ie_core.stages import Stage
 from ie_core.status import StatusItem

@@ -177,10 +177,10 @@ def validate(raw: Mapping[str, Any], keys: Iterable[ConfigKey], path: Path | Non
             raise ConfigError(f"'{section}' must be a [section]{where}")
         for name, value in table.items():
             dotted = f"{section}.{name}"
-            key = by_name.get(dotted)
-            if key is None:
+            declared = by_name.get(dotted)
+            if declared is None:
                 raise ConfigError(f"unknown configuration key '{dotted}'{where}")
-            values[dotted] = _coerce(key, value, where)
+            values[dotted] = _coerce(declared, value, where)
     return Config(values, by_name, path)
 
 

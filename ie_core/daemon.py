@@ -101,9 +101,9 @@ class FilterDaemon:
         grace = self.app.config.get("filter.shutdown_grace")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        while any(l.handler.in_flight for l in self.listeners) and loop.time() < deadline:
+        while any(x.handler.in_flight for x in self.listeners) and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        left = sum(l.handler.in_flight for l in self.listeners)
+        left = sum(x.handler.in_flight for x in self.listeners)
         if left:
             log.warning("event=shutdown_with_messages_in_flight count=%d", left)
         self.app.hooks.shutdown(self.app)

@@ -66,7 +66,7 @@ class WakePublisher:
         try:
             with self._lock:
                 if self._socket is None:
-                    sock = zmq.Context.instance().socket(zmq.PUB)
+                    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
                     sock.setsockopt(zmq.LINGER, 100)
                     sock.setsockopt(zmq.SNDHWM, 10)
                     sock.connect(self._endpoint)
@@ -124,7 +124,7 @@ class Subscriber:
 
     def run(self, handle: Callable[[Event], None]) -> None:
         """Catch up, then wait for wake-ups (or the poll interval) until :meth:`stop`."""
-        sock = zmq.Context.instance().socket(zmq.SUB)
+        sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
         sock.bind(self._endpoint)

@@ -60,6 +60,6 @@ def prepend(raw: bytes, headers: Iterable[tuple[str, str]]) -> bytes:
     """
     nl = line_ending(raw)
     lines = b"".join(
-        f"{_UNSAFE.sub(' ', name)}: {_UNSAFE.sub(' ', value)}".encode("utf-8") + nl
+        f"{_UNSAFE.sub(' ', name)}: {_UNSAFE.sub(' ', value)}".encode() + nl
         for name, value in headers)
     return lines + raw

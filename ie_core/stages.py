@@ -43,14 +43,14 @@ def order_stages(stages: Iterable[Stage], direction: Direction,
     if configured:
         ordered = []
         for name in configured:
-            stage = by_name.get(name)
-            if stage is None:
+            found = by_name.get(name)
+            if found is None:
                 raise ConfigError(f"pipeline.{direction}: no loaded plugin provides a stage "
                                   f"named '{name}' (known: {', '.join(sorted(by_name)) or 'none'})")
-            if direction not in stage.directions:
+            if direction not in found.directions:
                 raise ConfigError(f"pipeline.{direction}: stage '{name}' does not handle "
                                   f"{direction} mail")
-            ordered.append(stage)
+            ordered.append(found)
         return ordered
     chosen = [s for s in by_name.values() if direction in s.directions]
     return sorted(chosen, key=lambda s: (s.priority, s.name))

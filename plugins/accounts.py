@@ -56,9 +56,9 @@ def lookup_userdomains(path: str, domain: str) -> str | None:
     except OSError:
         return None
     for candidate in _parent_domains(domain):
-        user = table.get(candidate)
-        if user and valid_account(user) and user != "nobody":
-            return user
+        owner = table.get(candidate)
+        if owner and valid_account(owner) and owner != "nobody":
+            return owner
     return None
 
 

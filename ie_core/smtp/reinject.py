@@ -8,11 +8,12 @@ carrying the code the MTA should see: the downstream's own 4xx/5xx when it answe
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 log = logging.getLogger("ie.reinject")
@@ -79,7 +80,7 @@ class Downstream:
     def _call(self, fn):  # type: ignore[no-untyped-def]
         try:
             return fn()
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise DownstreamError(TIMED_OUT) from None
         except (ConnectionRefusedError, socket.gaierror):
             raise DownstreamError(UNREACHABLE) from None
@@ -112,13 +113,43 @@ class Downstream:
     def rcpt(self, address: str, options: Sequence[str] = ()) -> Reply:
         return self._call(lambda: self._reply(self._smtp.rcpt(address, list(options))))
 
-    def data(self, message: bytes) -> Reply:
+    def data(self, message: bytes,
+             before_final_dot: Callable[[], None] | None = None) -> Reply:
+        """Send DATA; with ``before_final_dot``, call it after the body and before the
+        terminating dot (the MTA's commit point).  If it raises, the connection is closed
+        without the dot, so the MTA discards the message, and the exception propagates."""
+        if before_final_dot is not None:
+            return self._data_with_commit(message, before_final_dot)
+
         def send() -> Reply:
             try:
                 return self._reply(self._smtp.data(message))
             except smtplib.SMTPDataError as err:
-                return Reply(err.smtp_code, err.smtp_error.decode("utf-8", "replace"))
+                text = err.smtp_error
+                return Reply(err.smtp_code, text.decode("utf-8", "replace")
+                             if isinstance(text, bytes) else text)
         result: Reply = self._call(send)
+        self.last_used = time.monotonic()
+        return result
+
+    def _data_with_commit(self, message: bytes, commit: Callable[[], None]) -> Reply:
+        reply: Reply = self._call(lambda: self._reply(self._smtp.docmd("DATA")))
+        if reply.code != 354:
+            return reply
+        body = re.sub(rb"(?m)^\.", b"..", message)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        self._call(lambda: self._smtp.send(body))
+        try:
+            commit()
+        except BaseException:
+            self.close()
+            raise
+
+        def finish() -> Reply:
+            self._smtp.send(b".\r\n")
+            return self._reply(self._smtp.getreply())
+        result: Reply = self._call(finish)
         self.last_used = time.monotonic()
         return result
 
@@ -173,11 +204,13 @@ class Reinjector:
         conn.close()
 
     def send(self, sender: str, recipients: Sequence[str], message: bytes,
-             mail_options: Sequence[str] = ()) -> SendResult:
+             mail_options: Sequence[str] = (),
+             before_final_dot: Callable[[], None] | None = None) -> SendResult:
         """Deliver ``message`` to every recipient, or to none.
 
         If the MTA refuses any recipient the transaction is reset and nothing is sent;
-        the result names the refusals.
+        the result names the refusals.  ``before_final_dot`` is passed to
+        :meth:`Downstream.data` (a caller that records the send before the MTA commits).
         """
         try:
             conn = self.acquire()
@@ -197,10 +230,10 @@ class Reinjector:
                     refused[rcpt] = r
             if refused:
                 reusable = conn.rset()
-                worst = max(refused.values(), key=lambda r: (not r.permanent, r.code))
-                temp = [r for r in refused.values() if not r.permanent]
-                return SendResult(temp[0] if temp else worst, refused)
-            reply = conn.data(message)
+                # a temporary refusal may clear up: report it rather than a permanent one
+                first = sorted(refused.values(), key=lambda r: r.permanent)[0]
+                return SendResult(first, refused)
+            reply = conn.data(message, before_final_dot)
             reusable = reply.ok
             return SendResult(reply)
         except DownstreamError as err:

@@ -45,7 +45,7 @@ class FilterSMTP(SMTP):
 
     line_length_limit = 1 << 20  # be lenient with long header lines; RFC limit is 1000
 
-    async def push(self, status: str) -> None:
+    async def push(self, status: str) -> None:  # type: ignore[override]
         if status.startswith("500 Error: (") or status.startswith("500 Error: Cannot"):
             status = INTERNAL_ERROR  # an exception escaped a hook: never a permanent error
         await super().push(_REWRITE.get(status, status))
