@@ -25,7 +25,6 @@ SCORE_HEADER = "X-IE-Filter-Score"
 ACTION_HEADER = "X-IE-Filter-Action"
 HITS_HEADER = "X-IE-Filter-Hits"
 ID_HEADER = "X-IE-Filter-Id"
-SPAM_HEADER = "X-Spam"
 
 
 def is_forgeable(direction: Direction, name: str) -> bool:
@@ -66,8 +65,6 @@ def delivery_bytes(ctx: MessageContext, verdict: Verdict) -> bytes:
     ]
     if verdict.hits:
         headers.append((HITS_HEADER, ", ".join(verdict.hits)))
-    if verdict.action is Action.JUNK:
-        headers.append((SPAM_HEADER, "Yes"))
     headers.extend(ctx.data.get("extra_headers", []))
     return rawheaders.prepend(clean, headers)
 
