@@ -18,13 +18,12 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from ie_core.app import App, create_app
 from ie_core.commands import CliState
 from ie_core.errors import IeError
-from ie_core.pluginmanager import Hooks
 
 
 class IeGroup(click.Group):
     """A click group whose errors are one line, never a traceback."""
 
-    def __init__(self, *args: Any, plugin_commands: Callable[[Hooks], list[click.Command]]
+    def __init__(self, *args: Any, plugin_commands: Callable[[App], list[click.Command]]
                  | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._plugin_commands = plugin_commands
@@ -40,7 +39,7 @@ class IeGroup(click.Group):
         except Exception as err:  # reported if the command asked for is not a core one
             self._load_error = err
             return
-        for cmd in self._plugin_commands(app.hooks):
+        for cmd in self._plugin_commands(app):
             if cmd.name and cmd.name not in self.commands:
                 self.add_command(cmd)
 

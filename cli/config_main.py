@@ -11,7 +11,7 @@ from ie_core.commands import emit, emit_ok, get_app
 from ie_core.db import migrate
 
 
-@click.group(cls=IeGroup, plugin_commands=lambda hooks: hooks.config_commands(),
+@click.group(cls=IeGroup, plugin_commands=lambda app: app.hooks.config_commands(app),
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", envvar="IE_CONFIG", help="configuration file (default /etc/ie/ie.toml)")
 @click.option("--data-dir", help="override ie.data_dir")

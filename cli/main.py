@@ -8,11 +8,11 @@ from ie_cli import filter_settings
 from ie_cli.base import IeGroup, setup_state
 from ie_cli.check import check
 from ie_core import __version__
-from ie_core.pluginmanager import Hooks
+from ie_core.app import App
 
 
-def _plugin_commands(hooks: Hooks) -> list[click.Command]:
-    return [*hooks.cli_commands(), filter_settings.build(hooks)]
+def _plugin_commands(app: App) -> list[click.Command]:
+    return [*app.hooks.cli_commands(app), filter_settings.build(app.hooks)]
 
 
 @click.group(cls=IeGroup, plugin_commands=_plugin_commands,

@@ -17,6 +17,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from ie_core.account_options import AccountOption
     from ie_core.app import App
     from ie_core.classifier import Classifier
     from ie_core.config import ConfigKey
@@ -124,14 +125,20 @@ def ie_release(app: App, held_id: str, actor: str) -> bool | None:
 
 
 @hookspec
-def ie_cli_commands() -> Sequence[click.Command]:
-    """Add commands (or groups) to ``ie-cli``.  A command reaches the :class:`App` with
-    ``ie_cli.context.get_app()``."""
+def ie_cli_commands(app: App) -> Sequence[click.Command]:
+    """Add commands (or groups) to ``ie-cli``.  ``app`` is there to shape the commands
+    (options other plugins declare); inside a command use ``ie_core.commands.get_app()``."""
 
 
 @hookspec
-def ie_config_commands() -> Sequence[click.Command]:
+def ie_config_commands(app: App) -> Sequence[click.Command]:
     """Add commands to ``ie-config`` (deployment and service control)."""
+
+
+@hookspec
+def ie_account_options() -> Sequence[AccountOption]:
+    """Declare per-account switches for ``ie-cli accounts edit``/``accounts list``
+    (see :class:`ie_core.account_options.AccountOption`)."""
 
 
 @hookspec

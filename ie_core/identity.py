@@ -19,6 +19,18 @@ _AUTH_SENDER = re.compile(r"\(Authenticated sender:\s*([^)\s]+)\)", re.I)
 _USERID = re.compile(r"\(Postfix, from userid (\d+)\)", re.I)
 _SCRIPT_HEADERS = ("X-PHP-Script", "X-PHP-Originating-Script")
 MAX_ADDRESS = 320
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
+_ACCOUNT = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$", re.I)
+
+
+def valid_domain(value: str) -> bool:
+    """A DNS name with at least two labels (``example.com``); no spaces, no ``..``."""
+    return bool(_DOMAIN.match(value.lower().rstrip(".")))
+
+
+def valid_account(value: str) -> bool:
+    """A hosting account (Unix user) name: safe in paths, SQL and Sieve alike."""
+    return bool(_ACCOUNT.match(value)) and ".." not in value
 
 
 def normalise_address(address: str) -> str | None:

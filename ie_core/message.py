@@ -58,7 +58,13 @@ class MessageContext:
 
     @cached_property
     def message(self) -> Message:
-        return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(self.raw)
+        parser = email.parser.BytesParser(policy=email.policy.compat32)
+        try:
+            return parser.parsebytes(self.raw)
+        except RecursionError:
+            # multiparts nested ~1000 deep defeat the email package's recursive parser;
+            # the headers are all there, the body stays one unparsed payload
+            return parser.parsebytes(self.raw, headersonly=True)
 
     def header(self, name: str, default: str = "") -> str:
         """The first header ``name`` decoded to text; never raises on bad encodings."""

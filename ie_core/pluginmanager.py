@@ -16,6 +16,7 @@ from ie_core.errors import ConfigError
 if TYPE_CHECKING:
     import click
 
+    from ie_core.account_options import AccountOption
     from ie_core.app import App
     from ie_core.classifier import Classifier
     from ie_core.config import ConfigKey
@@ -108,11 +109,14 @@ class Hooks:
         result: bool | None = self.pm.hook.ie_release(app=app, held_id=held_id, actor=actor)
         return result
 
-    def cli_commands(self) -> list[click.Command]:
-        return [c for cmds in self.pm.hook.ie_cli_commands() for c in cmds]
+    def cli_commands(self, app: App) -> list[click.Command]:
+        return [c for cmds in self.pm.hook.ie_cli_commands(app=app) for c in cmds]
 
-    def config_commands(self) -> list[click.Command]:
-        return [c for cmds in self.pm.hook.ie_config_commands() for c in cmds]
+    def config_commands(self, app: App) -> list[click.Command]:
+        return [c for cmds in self.pm.hook.ie_config_commands(app=app) for c in cmds]
+
+    def account_options(self) -> list[AccountOption]:
+        return [o for opts in self.pm.hook.ie_account_options() for o in opts]
 
     def status(self, app: App) -> list[StatusItem]:
         return [s for items in self.pm.hook.ie_status(app=app) for s in items]

@@ -7,7 +7,6 @@ cPanel's ``/etc/userdomains``.  Core falls back to ``root``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import click
@@ -16,18 +15,9 @@ from sqlalchemy import select
 from ie_core import App, SenderIdentity, hookimpl
 from ie_core.commands import emit, emit_ok, fail, get_app, require_root
 from ie_core.db.models import Account, DomainMap
+from ie_core.identity import valid_account, valid_domain
 
 SYSTEM_USERS = {"root", "mail", "postfix", "Debian-exim", "exim", "nobody", "www-data"}
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
-_ACCOUNT = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$", re.I)
-
-
-def valid_domain(value: str) -> bool:
-    return bool(_DOMAIN.match(value.lower().rstrip(".")))
-
-
-def valid_account(value: str) -> bool:
-    return bool(_ACCOUNT.match(value)) and ".." not in value
 
 
 def _parent_domains(domain: str) -> list[str]:

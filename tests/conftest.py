@@ -84,6 +84,8 @@ def make_app(tmp_path: Path, clock: ManualClock) -> Iterator[Callable[..., App]]
     def factory(db_url: str | None = None, plugins: list[tuple[str, object]] | None = None,
                 config: Path | None = None, migrated: bool = True, **overrides: Any) -> App:
         values: dict[str, object] = {"ie.data_dir": str(tmp_path / "data")}
+        if "quarantine" not in overrides.get("plugins.disabled", []):
+            values["quarantine.cli_socket"] = str(tmp_path / "cli.sock")  # not /run/ie
         if db_url:
             values["ie.database_url"] = db_url
         values.update(overrides)

@@ -1,0 +1,107 @@
+"""Incoming filtering: junk routing through Dovecot Sieve, learning from Junk moves.
+
+See docs/incoming.md.  The policy stages live in :mod:`.policy`, the Dovecot/Sieve writer
+in :mod:`.dovecot`, the learn spool in :mod:`.spool`, the daily counts in :mod:`.stats`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC
+
+import click
+
+from ie_core import App, ConfigKey, Direction, MessageContext, Stage, StatusItem, Verdict, hookimpl
+from ie_core.account_options import AccountOption
+from ie_core.runtime import RuntimeSetting
+from ie_plugins.incoming import cli, dovecot, policy, spool, stats
+
+_drainers: dict[int, spool.Drainer] = {}
+
+
+@hookimpl
+def ie_config_keys() -> Sequence[ConfigKey]:
+    return [
+        ConfigKey("incoming", "dovecot_config", str, "/etc/dovecot/dovecot.conf",
+                  "Dovecot's main configuration (for doveconf, sievec and doveadm -c)."),
+        ConfigKey("incoming", "dovecot_conf_d", str, "/etc/dovecot/conf.d",
+                  "Directory Dovecot includes, where enable-incoming writes its snippet."),
+        ConfigKey("incoming", "dovecot_modules", str, "/usr/lib/dovecot/modules",
+                  "Dovecot's module directory (checked for the Pigeonhole plugins)."),
+        ConfigKey("incoming", "sieve_dir", str, "/etc/dovecot/sieve-ie",
+                  "Where the Sieve scripts (and, unless Dovecot has one, the pipe directory "
+                  "bin/) are written."),
+        ConfigKey("incoming", "learn_spool", str, "/var/spool/ie/learn",
+                  "Spool where IMAPSieve queues reported messages for learning."),
+        ConfigKey("incoming", "mail_user", str, "mail",
+                  "The user Dovecot delivers mail as (it writes into the learn spool)."),
+        ConfigKey("incoming", "junk_mailbox", str, "Junk", "The Junk folder's name."),
+        ConfigKey("incoming", "trash_mailbox", str, "Trash",
+                  "The Trash folder's name (moving spam there trains nothing)."),
+        ConfigKey("incoming", "learn_max_bytes", int, 10485760,
+                  "Largest reported message that is learned, in bytes."),
+        ConfigKey("incoming", "learn_max_queued", int, 1000,
+                  "Reports queued at most; further ones are dropped until the spool drains."),
+        ConfigKey("incoming", "learn_interval", float, 2.0,
+                  "Seconds between two reads of the learn spool by ie-filterd."),
+    ]
+
+
+@hookimpl
+def ie_runtime_settings() -> Sequence[RuntimeSetting]:
+    return [policy.ENABLED, policy.SUBJECT_PREFIX]
+
+
+@hookimpl
+def ie_stages(app: App) -> Sequence[Stage]:
+    return policy.make_stages(app)
+
+
+@hookimpl
+def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: str) -> None:
+    state = ctx.data.get(policy.STATE_KEY)
+    if ctx.direction is not Direction.INCOMING or outcome != "delivered" or ctx.dry_run:
+        return
+    if isinstance(state, policy.IncomingState):
+        stats.record(app, state, ctx.received_at.astimezone(UTC).date(), state.junk)
+
+
+@hookimpl
+def ie_status(app: App) -> Sequence[StatusItem]:
+    if not policy.is_enabled(app):
+        return [StatusItem("incoming filtering", True, "off", required=False)]
+    layout = dovecot.Layout.from_app(app)
+    if dovecot.installed(layout):
+        return [StatusItem("incoming filtering", True, f"on, Sieve in {layout.sieve_dir}")]
+    return [StatusItem("incoming filtering", False,
+                       f"on, but {layout.snippet} or the compiled scripts are missing "
+                       "(run ie-config enable-incoming)")]
+
+
+@hookimpl
+def ie_account_options() -> Sequence[AccountOption]:
+    return [policy.ACCOUNT_SWITCH]
+
+
+@hookimpl
+def ie_cli_commands() -> Sequence[click.Command]:
+    return cli.CLI_COMMANDS
+
+
+@hookimpl
+def ie_config_commands() -> Sequence[click.Command]:
+    return cli.CONFIG_COMMANDS
+
+
+@hookimpl
+def ie_startup(app: App) -> None:
+    drainer = spool.Drainer(app)
+    drainer.start()
+    _drainers[id(app)] = drainer
+
+
+@hookimpl
+def ie_shutdown(app: App) -> None:
+    drainer = _drainers.pop(id(app), None)
+    if drainer is not None:
+        drainer.stop()

@@ -1,0 +1,180 @@
+"""The incoming policy: who gets filtered, and the per-recipient junk marks.
+
+Two stages for incoming mail:
+
+- ``incoming`` (priority 150, before the content checks) decides per recipient whether
+  the message is filtered for it: the server switch is on, the recipient's account has
+  not opted out, the recipient is not whitelisted.  When nobody is left it ends the
+  pipeline, so the message passes through unjudged (and the classifier does no work).
+- ``incoming-mark`` (priority 950, after the content checks) adds ``X-IE-Junk`` when the
+  checks asked for JUNK: ``all`` when every recipient is filtered, else one header per
+  filtered recipient.  The Sieve script files the message into Junk for a recipient only
+  when one of those marks names it (see docs/incoming.md for why not ``X-Spam``).
+"""
+
+from __future__ import annotations
+
+import email.header
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from ie_core import Action, App, Direction, Finding, MessageContext, SenderIdentity, Stage
+from ie_core.account_options import AccountOption
+from ie_core.identity import domain_of, normalise_address
+from ie_core.runtime import RuntimeSetting, current
+from ie_plugins.incoming.models import IncomingAccount
+
+JUNK_HEADER = "X-IE-Junk"
+JUNK_ALL = "all"
+STATE_KEY = "incoming"
+
+FILTERED = "filtered"
+OFF = "off"
+OPTED_OUT = "opted_out"
+WHITELISTED = "whitelisted"
+
+ENABLED = RuntimeSetting("incoming.enabled", bool, False,
+                         "Filter incoming mail (ie-config enable-incoming turns it on).")
+SUBJECT_PREFIX = RuntimeSetting("incoming.subject_prefix", str, "",
+                                "Prefix for the subject of incoming spam (empty: none; "
+                                "changing the subject breaks DKIM signatures).")
+
+
+@dataclass
+class Recipient:
+    address: str
+    account: str
+    status: str
+
+
+@dataclass
+class IncomingState:
+    """What the ``incoming`` stage decided, left in ``ctx.data["incoming"]``."""
+
+    recipients: list[Recipient] = field(default_factory=list)
+    junk: bool = False  # marked for Junk (for every filtered recipient)
+
+    @property
+    def filtered(self) -> list[Recipient]:
+        return [r for r in self.recipients if r.status == FILTERED]
+
+    def accounts(self) -> dict[str, bool]:
+        """account -> whether the message was filtered for any of its recipients."""
+        result: dict[str, bool] = {}
+        for r in self.recipients:
+            result[r.account] = result.get(r.account, False) or r.status == FILTERED
+        return result
+
+
+def is_enabled(app: App) -> bool:
+    return bool(current(app, ENABLED))
+
+
+def opted_out(app: App, accounts: Iterable[str]) -> set[str]:
+    names = set(accounts)
+    if not names:
+        return set()
+    with app.db.session() as s:
+        rows = s.scalars(select(IncomingAccount.account).where(
+            IncomingAccount.account.in_(names), IncomingAccount.enabled.is_(False))).all()
+    return set(rows)
+
+
+def _get_switch(app: App, account: str) -> str:
+    return "off" if account in opted_out(app, [account]) else "on"
+
+
+def _set_switch(app: App, account: str, value: str) -> None:
+    with app.db.session() as s:
+        row = s.get(IncomingAccount, account)
+        if row is None:
+            s.add(IncomingAccount(account=account, enabled=value == "on",
+                                  updated_at=app.clock.now()))
+        else:
+            row.enabled = value == "on"
+            row.updated_at = app.clock.now()
+
+
+ACCOUNT_SWITCH = AccountOption(
+    "incoming", ("on", "off"),
+    "filter this account's incoming mail (on) or opt it out (off)", _get_switch, _set_switch)
+
+
+def recipient_account(app: App, address: str) -> str:
+    identity = SenderIdentity(domain=domain_of(address), sender_email=address)
+    return app.hooks.resolve_account(app, identity) or "root"
+
+
+def decide_recipients(app: App, rcpt_tos: Iterable[str]) -> IncomingState:
+    enabled = is_enabled(app)
+    pairs = []
+    for rcpt in rcpt_tos:
+        address = normalise_address(rcpt) or rcpt.strip().strip("<>").lower()
+        pairs.append((address, recipient_account(app, address)))
+    out = opted_out(app, {a for _, a in pairs}) if enabled else set()
+    state = IncomingState()
+    for address, account in pairs:
+        if not enabled:
+            status = OFF
+        elif account in out:
+            status = OPTED_OUT
+        elif app.hooks.is_whitelisted(app, "recipient", address):
+            status = WHITELISTED
+        else:
+            status = FILTERED
+        state.recipients.append(Recipient(address, account, status))
+    return state
+
+
+def make_stages(app: App) -> list[Stage]:
+    def policy(ctx: MessageContext) -> Finding | None:
+        state = decide_recipients(app, ctx.rcpt_tos)
+        ctx.data[STATE_KEY] = state
+        if state.filtered:
+            return None
+        why = sorted({r.status for r in state.recipients}) or [OFF]
+        return Finding(stage="incoming", detail="not filtered: " + ",".join(why), final=True)
+
+    def mark(ctx: MessageContext) -> Finding | None:
+        state = ctx.data.get(STATE_KEY)
+        if not isinstance(state, IncomingState) or not state.filtered:
+            return None
+        if not any(f.action is Action.JUNK for f in ctx.findings):
+            return None
+        state.junk = True
+        headers: list[tuple[str, str]] = ctx.data.setdefault("extra_headers", [])
+        if len(state.filtered) == len(state.recipients):
+            headers.append((JUNK_HEADER, JUNK_ALL))
+            prefix = current(app, SUBJECT_PREFIX)
+            if prefix:
+                ctx.raw = prefix_subject(ctx.raw, prefix)
+        else:
+            headers.extend((JUNK_HEADER, r.address) for r in state.filtered)
+        return None
+
+    incoming = frozenset({Direction.INCOMING})
+    return [Stage("incoming", policy, incoming, priority=150),
+            Stage("incoming-mark", mark, incoming, priority=950)]
+
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_SUBJECT = re.compile(rb"^subject[ \t]*:[ \t]*", re.I | re.M)
+
+
+def prefix_subject(raw: bytes, prefix: str) -> bytes:
+    """``raw`` with ``prefix`` put in front of the first Subject's value (the rest of the
+    message stays byte-for-byte); a Subject line is added when there is none."""
+    if prefix.isascii():
+        encoded = prefix.encode("ascii")
+    else:
+        encoded = email.header.Header(prefix, "utf-8").encode().encode("ascii")
+    end = _HEADER_END.search(raw)
+    head_len = end.start() if end else len(raw)
+    m = _SUBJECT.search(raw, 0, head_len)
+    if m is None:
+        nl = b"\r\n" if b"\r\n" in raw[:head_len + 2] else b"\n"
+        return b"Subject: " + encoded + nl + raw
+    return raw[:m.end()] + encoded + b" " + raw[m.end():]

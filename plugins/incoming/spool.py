@@ -1,0 +1,126 @@
+"""The learn spool: reports from the IMAPSieve pipe, drained by ie-filterd.
+
+The ``ie-learn`` wrapper (run by Dovecot as the mail user) writes each reported message
+to ``SPOOL/tmp`` and renames it into ``SPOOL/new`` as ``spam.<time>.<pid>.<random>`` or
+``ham.…``.  The daemon (root) claims a file by renaming it into ``SPOOL/cur`` (so several
+workers never learn one report twice), trains the classifiers through the ``ie_learn``
+hook and deletes it.  A report whose training fails goes back to ``new`` and is retried
+on the next round.  File names come from the wrapper, never from message content.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ie_core import App
+
+log = logging.getLogger("ie.incoming")
+LABELS = {"spam": True, "ham": False}
+STALE_CLAIM_SECONDS = 3600
+
+
+@dataclass
+class DrainResult:
+    learned: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+def _label(name: str) -> bool | None:
+    return LABELS.get(name.split(".", 1)[0])
+
+
+def _read_report(path: Path, max_bytes: int) -> bytes | None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+
+
+def recover_stale(spool: Path, now: float) -> None:
+    """Claims left in ``cur`` by a worker that died go back to ``new``."""
+    cur = spool / "cur"
+    if not cur.is_dir():
+        return
+    for entry in os.scandir(cur):
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime > STALE_CLAIM_SECONDS:
+                os.rename(entry.path, spool / "new" / entry.name)
+        except OSError:
+            continue
+
+
+def drain(app: App, spool: Path, max_bytes: int, limit: int = 200) -> DrainResult:
+    """Learn up to ``limit`` queued reports, oldest first."""
+    result = DrainResult()
+    new = spool / "new"
+    try:
+        names = sorted((e.name for e in os.scandir(new)),
+                       key=lambda n: n.split(".")[1:2])[:limit]
+    except FileNotFoundError:
+        return result
+    for name in names:
+        claimed = spool / "cur" / name
+        try:
+            os.rename(new / name, claimed)
+        except FileNotFoundError:
+            continue  # another worker took it
+        spam = _label(name)
+        try:
+            raw = _read_report(claimed, max_bytes) if spam is not None else None
+        except OSError:
+            raw = None
+        if spam is None or raw is None:
+            claimed.unlink(missing_ok=True)
+            result.skipped += 1
+            continue
+        try:
+            app.hooks.learn(app, raw, spam)
+        except Exception as err:
+            log.error("event=learn_failed report=%s error=%s: %s", name, type(err).__name__, err)
+            os.rename(claimed, new / name)
+            result.failed += 1
+            break  # the classifier is probably down; retry next round
+        claimed.unlink(missing_ok=True)
+        result.learned += 1
+        log.info("event=learned label=%s size=%d source=imapsieve",
+                 "spam" if spam else "ham", len(raw))
+    return result
+
+
+class Drainer:
+    """A daemon thread that drains the spool every ``interval`` seconds."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.spool = Path(app.config.get("incoming.learn_spool"))
+        self.max_bytes = app.config.get("incoming.learn_max_bytes")
+        self.interval = app.config.get("incoming.learn_interval")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ie-learn-spool", daemon=True)
+
+    def start(self) -> None:
+        recover_stale(self.spool, time.time())
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                drain(self.app, self.spool, self.max_bytes)
+            except Exception:
+                log.exception("event=learn_spool_error spool=%s", self.spool)

@@ -1,0 +1,116 @@
+"""The quarantine: per-account store of held outgoing mail, its limits, release and
+deletion, the ``blocked`` stage and the ``ie-cli`` commands (see docs/quarantine.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+import click
+from sqlalchemy import select
+
+from ie_core import (
+    Action,
+    App,
+    ConfigKey,
+    Direction,
+    Finding,
+    MessageContext,
+    Stage,
+    Verdict,
+    hookimpl,
+)
+
+from . import actions, cli
+from .hold import blob_store, hold
+from .models import BLOCK, HeldMessage, QuarantineAccount
+from .service import QuarantineService
+from .socket_api import CliSocketServer
+
+log = logging.getLogger("ie.quarantine")
+
+BLOCKED_PRIORITY = 150
+_servers: dict[int, CliSocketServer] = {}
+_servers_lock = threading.Lock()
+
+
+@hookimpl
+def ie_config_keys() -> Sequence[ConfigKey]:
+    return [
+        ConfigKey("quarantine", "cli_socket", str, "/run/ie/cli.sock", "Unix socket through "
+                  "which non-root ie-cli users reach the quarantine (served by ie-filterd; "
+                  "mode 0666, the kernel tells who asks). Empty: not served."),
+        ConfigKey("quarantine", "sweep_interval", float, 3600.0, "Seconds between sweeps that "
+                  "remove message files no held row names (older than an hour)."),
+    ]
+
+
+def account_blocked(app: App, account: str) -> bool:
+    with app.db.session() as s:
+        state = s.scalar(select(QuarantineAccount.state)
+                         .where(QuarantineAccount.name == account))
+    return state == BLOCK
+
+
+@hookimpl
+def ie_stages(app: App) -> Sequence[Stage]:
+    def blocked(ctx: MessageContext) -> Finding | None:
+        if account_blocked(app, ctx.identity.account):
+            return Finding(stage="blocked", reason="blocked", action=Action.QUARANTINE,
+                           detail=f"account {ctx.identity.account} is in state block")
+        return None
+
+    return [Stage(name="blocked", run=blocked, directions=frozenset({Direction.OUTGOING}),
+                  priority=BLOCKED_PRIORITY)]
+
+
+@hookimpl
+def ie_hold(app: App, ctx: MessageContext, verdict: Verdict) -> str | None:
+    return hold(app, ctx, verdict)
+
+
+@hookimpl
+def ie_release(app: App, held_id: str, actor: str) -> bool | None:
+    reinjector = actions.make_reinjector(app)
+    try:
+        actions.release(app, reinjector, held_id, actor)
+    except actions.ReleaseRefused as err:
+        log.warning("event=release_failed id=%s actor=%s reason=%s", held_id, actor, err)
+        return False
+    finally:
+        reinjector.close()
+    return True
+
+
+@hookimpl
+def ie_cli_commands(app: App) -> Sequence[click.Command]:
+    return cli.commands(app)
+
+
+def sweep(app: App) -> list[str]:
+    """Remove message files that no held row names (see :meth:`BlobStore.sweep`)."""
+    def is_held(held_id: str) -> bool:
+        with app.db.session() as s:
+            return s.get(HeldMessage, held_id) is not None
+
+    return blob_store(app).sweep(is_held)
+
+
+@hookimpl
+def ie_startup(app: App) -> None:
+    server = CliSocketServer(QuarantineService(app), app.config.get("quarantine.cli_socket"),
+                             tick=lambda: sweep(app),
+                             tick_interval=app.config.get("quarantine.sweep_interval"))
+    with _servers_lock:
+        _servers[id(app)] = server.start()
+
+
+@hookimpl
+def ie_shutdown(app: App) -> None:
+    with _servers_lock:
+        server = _servers.pop(id(app), None)
+    if server is not None:
+        server.stop()
+        server.service.close()

@@ -1,0 +1,178 @@
+"""Taking messages out of the quarantine: release (re-inject), delete, purge.
+
+These functions do what they are asked for the ids they are given; who may ask is
+decided by :mod:`.service`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, or_, select, update
+
+from ie_core import App
+from ie_core.events import DELETED as DELETED_EVENT
+from ie_core.events import RELEASED as RELEASED_EVENT
+from ie_core.events import emit
+from ie_core.smtp.reinject import Reinjector
+
+from .hold import blob_store
+from .limits import lock_account, releases_in_last_hour
+from .models import DELETED, HELD, RELEASED, RELEASING, HeldMessage, log_entry
+
+log = logging.getLogger("ie.quarantine")
+
+RELEASE_HEADER = b"X-IE-Released"
+# A claim older than this is taken to belong to a release that died half-way.
+STALE_CLAIM = timedelta(minutes=15)
+
+
+class ReleaseRefused(Exception):
+    """The message stays held; ``str()`` says why (one line)."""
+
+
+@dataclass(frozen=True)
+class ReleaseLimit:
+    """A non-root caller's hourly budget for one account."""
+
+    account: str
+    per_hour: int
+
+
+def make_reinjector(app: App) -> Reinjector:
+    address = app.config.get("filter.reinject")
+    host, _, port = address.rpartition(":")
+    return Reinjector(host.strip("[]") or "127.0.0.1", int(port),
+                      timeout=app.config.get("filter.reinject_timeout"),
+                      idle=app.config.get("filter.reinject_idle"), helo=app.hostname)
+
+
+def release_header(raw: bytes, actor: str, at: str, held_id: str) -> bytes:
+    """The original bytes with one header on top recording the release."""
+    nl = raw.find(b"\n")
+    eol = b"\r\n" if nl > 0 and raw[nl - 1:nl] == b"\r" else b"\n"
+    safe_actor = "".join(c for c in actor if c.isalnum() or c in "._-@")[:64] or "-"
+    value = f"by={safe_actor} at={at} id={held_id}".encode("ascii")
+    return RELEASE_HEADER + b": " + value + eol + raw
+
+
+def release(app: App, reinjector: Reinjector, held_id: str, actor: str,
+            limit: ReleaseLimit | None = None, account: str | None = None) -> None:
+    """Send one held message to all its recipients, or leave it held.
+
+    The row is claimed first (``held`` -> ``releasing`` in one UPDATE), so two concurrent
+    releases send it once.  Raises :class:`ReleaseRefused` when it stays held.
+    ``account`` restricts the id to one account (the caller's).
+    """
+    row = _claim(app, held_id, limit, account)
+    store = blob_store(app)
+    try:
+        raw = store.read(held_id)
+    except OSError as err:
+        _unclaim(app, held_id)
+        raise ReleaseRefused(f"message file unreadable: {err.strerror or err}") from None
+    now = app.clock.now()
+    data = release_header(raw, actor, now.isoformat(timespec="seconds"), held_id)
+    sent = False
+    try:
+        result = reinjector.send(row.mail_from, row.rcpt_tos, data)
+        sent = result.ok
+    finally:
+        if not sent:
+            _unclaim(app, held_id)
+    if not result.ok:
+        detail = "; ".join(f"{r}: {reply}" for r, reply in result.refused.items())
+        log.info("event=release_refused id=%s reply=%s", held_id, result.reply)
+        raise ReleaseRefused(f"the MTA refused it: {detail or result.reply}")
+    with app.db.session() as s:
+        done = s.get(HeldMessage, held_id)
+        if done is not None:
+            s.add(log_entry(done, RELEASED, actor, now, limited=limit is not None))
+            emit(s, app.clock, RELEASED_EVENT, done.account,
+                 {"id": held_id, "account": done.account, "actor": actor})
+            s.delete(done)
+    store.delete([held_id])
+    app.publisher.wake()
+    log.info("event=released id=%s account=%s actor=%s rcpts=%d", held_id, row.account,
+             actor, len(row.rcpt_tos))
+    if "spam" in row.reasons:  # the classifier was wrong: teach it; other holds say nothing
+        try:
+            app.hooks.learn(app, raw, spam=False)
+        except Exception:
+            log.exception("event=learn_failed id=%s", held_id)
+
+
+def _claim(app: App, held_id: str, limit: ReleaseLimit | None,
+           account: str | None) -> HeldMessage:
+    now = app.clock.now()
+    with app.db.session() as s:
+        if limit is not None:
+            lock_account(s, app, limit.account)
+            used = releases_in_last_hour(s, limit.account, now)
+            if used >= limit.per_hour:
+                raise ReleaseRefused(f"release limit reached: {limit.per_hour} per hour for "
+                                     f"account {limit.account}")
+        where = [HeldMessage.id == held_id,
+                 or_(HeldMessage.state == HELD,
+                     (HeldMessage.state == RELEASING)
+                     & (HeldMessage.claimed_at < now - STALE_CLAIM))]
+        if account is not None:
+            where.append(HeldMessage.account == account)
+        claimed = s.execute(update(HeldMessage).where(*where).values(
+            state=RELEASING, claimed_at=now, claim_limited=limit is not None)
+            .execution_options(synchronize_session=False))
+        if cast(CursorResult[Any], claimed).rowcount != 1:
+            raise ReleaseRefused("it is being released or deleted by someone else")
+        row = s.scalars(select(HeldMessage).where(HeldMessage.id == held_id)
+                        .execution_options(populate_existing=True)).one()
+        s.expunge(row)
+        return row
+
+
+def _unclaim(app: App, held_id: str) -> None:
+    with app.db.session() as s:
+        s.execute(update(HeldMessage).where(HeldMessage.id == held_id,
+                                            HeldMessage.state == RELEASING)
+                  .values(state=HELD, claimed_at=None, claim_limited=False)
+                  .execution_options(synchronize_session=False))
+
+
+def delete(app: App, held_ids: list[str], actor: str, spam: bool = False) -> list[str]:
+    """Delete held messages (rows first, then files); return the ids deleted.
+
+    Messages being released are skipped.  With ``spam`` the classifiers learn each one
+    as spam before its bytes go.
+    """
+    store = blob_store(app)
+    raws: dict[str, bytes] = {}
+    if spam:
+        for held_id in held_ids:
+            with contextlib.suppress(OSError):
+                raws[held_id] = store.read(held_id)
+    now = app.clock.now()
+    done: list[str] = []
+    with app.db.session() as s:
+        rows = s.scalars(select(HeldMessage).where(HeldMessage.id.in_(held_ids),
+                                                   HeldMessage.state == HELD)
+                         .with_for_update()).all()
+        for row in rows:
+            s.add(log_entry(row, DELETED, actor, now))
+            emit(s, app.clock, DELETED_EVENT, row.account,
+                 {"id": row.id, "account": row.account, "actor": actor})
+            s.delete(row)
+            done.append(row.id)
+    store.delete(done)
+    if done:
+        app.publisher.wake()
+        log.info("event=deleted ids=%s actor=%s", ",".join(done), actor)
+    for held_id in done:
+        if held_id in raws:
+            try:
+                app.hooks.learn(app, raws[held_id], spam=True)
+            except Exception:
+                log.exception("event=learn_failed id=%s", held_id)
+    return done

@@ -1,0 +1,223 @@
+"""``ie-cli emails``, ``accounts`` and ``quarantine-defaults``.
+
+Root's commands call the service layer directly; anybody else's go over the local socket
+to the daemon, which knows from the kernel who is asking.  Either way the same
+:mod:`.service` code decides.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from ie_core import App
+from ie_core.account_options import AccountOption
+from ie_core.commands import emit, emit_ok, fail, get_app, is_root
+
+from . import socket_api
+from .service import Caller, QuarantineService, dispatch
+
+
+def call(op: str, **args: Any) -> dict[str, Any]:
+    args = {k: v for k, v in args.items() if v is not None and v is not False}
+    app = get_app()
+    if is_root():
+        service = QuarantineService(app)
+        try:
+            return dispatch(service, Caller.root(), op, args)
+        finally:
+            service.close()
+    return socket_api.call(app.config.get("quarantine.cli_socket"), op, args)
+
+
+def printable(value: Any) -> str:
+    """Text from a message, safe for a terminal (no control characters)."""
+    return "".join(c if c.isprintable() else "?" for c in str(value))
+
+
+_ACCOUNT = click.option("-a", "--account", help="hosting account (root: 'root' means all)")
+_JSON = click.option("--json", "as_json", is_flag=True, help="print JSON")
+
+
+# -- emails ---------------------------------------------------------------------------
+@click.group("emails", help="Messages held in the quarantine.")
+def emails() -> None:
+    pass
+
+
+@emails.command("list")
+@_ACCOUNT
+@click.option("--since", help="only mail received in the last 100s, 5m, 1h, 5d ...")
+@click.option("--limit", default="25", show_default=True, help="how many to show")
+@click.option("--offset", default="0", show_default=True, help="how many to skip")
+@click.option("--reason", help="only mail held for this reason (spam, winexec, ...)")
+@click.option("--sender", help="only mail whose envelope sender contains this")
+@_JSON
+def emails_list(account: str | None, since: str | None, limit: str, offset: str,
+                reason: str | None, sender: str | None, as_json: bool) -> None:
+    """List held messages, newest first."""
+    data = call("emails.list", account=account, since=since, limit=limit, offset=offset,
+                reason=reason, sender=sender)
+
+    def text() -> str:
+        lines = [" ".join(printable(v) for v in (
+            i["email_id"], i["received_date"], i["account_name"], i["size_bytes"],
+            ",".join(i["reasons"]) or "-", i["sender"] or "<>", i["subject"] or "-"))
+            for i in data["items"]]
+        lines.append(f"{len(data['items'])} of {data['max_count']} shown")
+        return "\n".join(lines)
+
+    emit(data, as_json, text)
+
+
+@emails.command("show")
+@click.option("--id", "email_id", required=True, help="message id")
+@_ACCOUNT
+@click.option("--raw", is_flag=True, help="write the exact message bytes to stdout")
+@_JSON
+def emails_show(email_id: str, account: str | None, raw: bool, as_json: bool) -> None:
+    """Show one held message: metadata, headers and body (or --raw bytes)."""
+    data = call("emails.show", id=email_id, account=account, raw=raw)
+    if raw:
+        sys.stdout.buffer.write(base64.b64decode(data["raw"]))
+        sys.stdout.buffer.flush()
+        return
+
+    def text() -> str:
+        script = data["script_header"]
+        meta = [("id", data["email_id"]), ("account", data["account_name"]),
+                ("state", data["state"]), ("received", data["received_date"]),
+                ("quarantined", data["quarantined_date"]), ("sender", data["sender"] or "<>"),
+                ("recipients", ", ".join(data["recipients"])), ("from", data["from"]),
+                ("subject", data["subject"]), ("size", data["size_bytes"]),
+                ("reasons", ", ".join(data["reasons"])), ("score", data["score"]),
+                ("script", script["raw"] or "-")]
+        out = [f"{k}: {printable(v)}" for k, v in meta]
+        out += ["", *(f"{printable(h['name'])}: {printable(h['value'])}"
+                      for h in data["headers"]), ""]
+        out += [printable(line) for line in data["body"].splitlines()]
+        return "\n".join(out)
+
+    emit(data, as_json, text)
+
+
+def _report(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit(data, True, str)
+    elif not data["failed"]:
+        emit_ok()
+    for held_id, why in data["failed"].items():
+        if not as_json:
+            click.echo(f"{held_id}: {printable(why)}", err=True)
+    if data["failed"]:
+        fail(f"{len(data['failed'])} of {len(data['failed']) + len(data['done'])} failed")
+
+
+@emails.command("release")
+@click.option("--ids", required=True, help="message ids, separated by commas")
+@_ACCOUNT
+@_JSON
+def emails_release(ids: str, account: str | None, as_json: bool) -> None:
+    """Send held messages on to their original recipients."""
+    _report(call("emails.release", ids=ids, account=account), as_json)
+
+
+@emails.command("remove")
+@click.option("--ids", required=True, help="message ids, separated by commas")
+@_ACCOUNT
+@click.option("--spam", is_flag=True, help="teach the classifier they are spam first")
+@_JSON
+def emails_remove(ids: str, account: str | None, spam: bool, as_json: bool) -> None:
+    """Delete held messages for good."""
+    _report(call("emails.remove", ids=ids, account=account, spam=spam), as_json)
+
+
+# -- accounts -------------------------------------------------------------------------
+@click.group("accounts", help="Hosting accounts' quarantines: state, limits, usage.")
+def accounts() -> None:
+    pass
+
+
+@accounts.command("list")
+@click.option("--name", help="only this account")
+@_JSON
+def accounts_list(name: str | None, as_json: bool) -> None:
+    """Show each account's state, storage and release limits and usage."""
+    data = call("accounts.list", name=name)
+
+    def text() -> str:
+        return "\n".join(
+            f"{printable(i['name'])} state={i['state']} used_bytes={i['used_bytes']} "
+            f"limit_bytes={i['limit_bytes']} releases_limit={i['releases_limit']} "
+            f"deleted_last_hour={i['deleted_last_hour']}" for i in data["items"])
+
+    emit(data, as_json, text)
+
+
+def accounts_edit_command(options: Sequence[AccountOption]) -> click.Command:
+    """``accounts edit``, with a ``--NAME`` option for each plugin's account switch."""
+
+    def edit(name: str, state: str | None, limit: str | None, releases_limit: str | None,
+             **switches: str | None) -> None:
+        chosen = {o.name: switches[_param(o)] for o in options
+                  if switches.get(_param(o)) is not None}
+        call("accounts.edit", name=name, state=state, limit=limit,
+             releases_limit=releases_limit, options=chosen or None)
+        emit_ok()
+
+    params: list[click.Parameter] = [
+        click.Option(["-a", "--account", "name"], required=True, help="hosting account"),
+        click.Option(["--state"], help="active, or block (hold all its outgoing mail)"),
+        click.Option(["--limit"], help="storage limit in bytes, or 'default'"),
+        click.Option(["--releases-limit"],
+                     help="releases per hour for the owner, or 'default'"),
+    ]
+    params += [click.Option([f"--{o.name}", _param(o)], help=f"{o.doc} ({'|'.join(o.choices)})")
+               for o in options]
+    return click.Command("edit", callback=edit, params=params,
+                         help="Change an account's state, limits or switches (root).")
+
+
+def _param(option: AccountOption) -> str:
+    return "opt_" + option.name.replace("-", "_")
+
+
+@accounts.command("remove")
+@click.option("-a", "--account", "name", required=True, help="hosting account")
+def accounts_remove(name: str) -> None:
+    """Purge an account's quarantine: delete all its held mail (root)."""
+    call("accounts.remove", name=name)
+    emit_ok()
+
+
+# -- quarantine-defaults --------------------------------------------------------------
+@click.group("quarantine-defaults", help="Defaults for accounts without their own limits.")
+def quarantine_defaults() -> None:
+    pass
+
+
+@quarantine_defaults.command("list")
+@_JSON
+def defaults_list(as_json: bool) -> None:
+    """Show the default release limit and storage capacity."""
+    data = call("defaults.list")
+    emit(data, as_json, lambda: f"releases_limit: {data['releases_limit']} per hour\n"
+                                f"storage_capacity: {data['storage_capacity']} MB")
+
+
+@quarantine_defaults.command("set")
+@click.option("--releases-limit", help="releases per hour per account; -1: built-in (5)")
+@click.option("--storage-capacity", help="MB per account; -1: built-in (100)")
+def defaults_set(releases_limit: str | None, storage_capacity: str | None) -> None:
+    """Change the defaults (root)."""
+    call("defaults.set", releases_limit=releases_limit, storage_capacity=storage_capacity)
+    emit_ok()
+
+
+def commands(app: App) -> list[click.Command]:
+    accounts.add_command(accounts_edit_command(app.hooks.account_options()))
+    return [emails, accounts, quarantine_defaults]

@@ -1,0 +1,90 @@
+"""Per-account quarantine settings and the defaults they fall back to.
+
+The defaults (``quarantine-defaults``) live in the run-time settings table; an
+account's own values in ``quarantine_accounts`` (``None`` there: use the default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ie_core import App
+from ie_core.db.models import Account
+
+from .models import (
+    EVICTED,
+    HELD,
+    RELEASED,
+    RELEASING,
+    HeldMessage,
+    QuarantineAccount,
+    QuarantineLog,
+)
+
+STORAGE_KEY = "quarantine.storage_capacity_mb"
+RELEASES_KEY = "quarantine.releases_limit"
+DEFAULT_STORAGE_MB = 100
+DEFAULT_RELEASES = 5
+MB = 1024 * 1024
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Defaults:
+    storage_capacity_mb: int
+    releases_limit: int
+
+    @property
+    def limit_bytes(self) -> int:
+        return self.storage_capacity_mb * MB
+
+
+def defaults(app: App) -> Defaults:
+    storage = app.settings.get(STORAGE_KEY)
+    releases = app.settings.get(RELEASES_KEY)
+    return Defaults(DEFAULT_STORAGE_MB if storage is None else int(storage),
+                    DEFAULT_RELEASES if releases is None else int(releases))
+
+
+def lock_account(s: Session, app: App, name: str) -> QuarantineAccount:
+    """The account's row, created if missing, locked until the transaction ends
+    (``FOR UPDATE`` on PostgreSQL; SQLite transactions already hold the write lock)."""
+    now = app.clock.now()
+    for table, values in ((Account.__table__, {"name": name, "created_at": now}),
+                          (QuarantineAccount.__table__,
+                           {"name": name, "state": "active", "created_at": now})):
+        dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+        s.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
+    row = s.scalars(select(QuarantineAccount).where(QuarantineAccount.name == name)
+                    .with_for_update().execution_options(populate_existing=True)).one()
+    return row
+
+
+def used_bytes(s: Session, account: str) -> int:
+    total = s.scalar(select(func.coalesce(func.sum(HeldMessage.size), 0))
+                     .where(HeldMessage.account == account,
+                            HeldMessage.state.in_((HELD, RELEASING))))
+    return int(total or 0)
+
+
+def releases_in_last_hour(s: Session, account: str, now: datetime) -> int:
+    """Releases that count against the account's limit: done in the last hour by a
+    non-root caller, plus those a non-root caller is sending right now."""
+    done = s.scalar(select(func.count()).select_from(QuarantineLog).where(
+        QuarantineLog.account == account, QuarantineLog.action == RELEASED,
+        QuarantineLog.limited.is_(True), QuarantineLog.at > now - HOUR))
+    sending = s.scalar(select(func.count()).select_from(HeldMessage).where(
+        HeldMessage.account == account, HeldMessage.state == RELEASING,
+        HeldMessage.claim_limited.is_(True)))
+    return int(done or 0) + int(sending or 0)
+
+
+def evicted_in_last_hour(s: Session, account: str, now: datetime) -> int:
+    return int(s.scalar(select(func.count()).select_from(QuarantineLog).where(
+        QuarantineLog.account == account, QuarantineLog.action == EVICTED,
+        QuarantineLog.at > now - HOUR)) or 0)

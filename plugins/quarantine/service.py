@@ -1,0 +1,374 @@
+"""The quarantine's one service layer: every operation, with the rules of who may do it.
+
+Both ways in call it: root's ``ie-cli`` directly, and the socket service
+(:mod:`.socket_api`) for everybody else, with the caller's identity from the kernel.
+Inputs arrive as the user typed them (strings) and are validated here, so both paths
+refuse the same things with the same one-line messages.
+
+Rules: root sees and does everything.  A non-root caller is the hosting account of the
+same name: it lists, shows, releases and deletes only its own mail, within its hourly
+release limit; an id of another account gives the same answer as an unknown id.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ie_core import App, InvalidInput, NotFound, PermissionDenied
+from ie_core.account_options import AccountOption
+from ie_core.events import ACCOUNT_BLOCKED, emit
+
+from . import actions
+from .hold import blob_store
+from .limits import (
+    RELEASES_KEY,
+    STORAGE_KEY,
+    defaults,
+    evicted_in_last_hour,
+    lock_account,
+    used_bytes,
+)
+from .models import ACCOUNT_STATES, BLOCK, HeldMessage, QuarantineAccount
+from .view import details, item
+
+ROOT = "root"
+_ACCOUNT = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$", re.IGNORECASE)
+_SINCE = re.compile(r"^(\d{1,9})([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_LIST = 1000
+MAX_IDS = 1000
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks: ``user`` is the Unix user name; a non-root user is its own account."""
+
+    user: str
+    is_root: bool
+
+    @classmethod
+    def root(cls) -> Caller:
+        return cls(ROOT, True)
+
+
+# -- input checks ---------------------------------------------------------------------
+def valid_account(name: str) -> bool:
+    return bool(_ACCOUNT.match(name)) and ".." not in name
+
+
+def account_name(value: Any) -> str:
+    if not isinstance(value, str) or not valid_account(value):
+        raise InvalidInput(f"invalid account name: {str(value)[:80]!r}")
+    return value
+
+
+def message_id(value: str) -> str:
+    try:
+        parsed = uuid.UUID(value.strip())
+    except (ValueError, AttributeError):
+        raise InvalidInput(f"malformed message id: {str(value)[:80]!r}") from None
+    return str(parsed)
+
+
+def message_ids(value: Any) -> list[str]:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("--ids takes one or more message ids separated by commas")
+    ids = [message_id(v) for v in value.split(",") if v.strip()]
+    if not ids or len(ids) > MAX_IDS:
+        raise InvalidInput(f"--ids takes 1 to {MAX_IDS} message ids")
+    return list(dict.fromkeys(ids))
+
+
+def parse_since(value: Any) -> timedelta:
+    m = _SINCE.match(value.strip()) if isinstance(value, str) else None
+    if not m:
+        raise InvalidInput(f"--since takes a number and a unit s, m, h or d (100s, 5m, 1h, "
+                           f"5d), not {str(value)[:40]!r}")
+    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def count(value: Any, option: str, *, minimum: int = 0, maximum: int = 2**62) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise InvalidInput(f"{option} takes a whole number, not {str(value)[:40]!r}") from None
+    if not minimum <= number <= maximum:
+        raise InvalidInput(f"{option} must be between {minimum} and {maximum}, not {number}")
+    return number
+
+
+def override(value: Any, option: str) -> int | None:
+    """An account's own limit: a number >= 0, or ``default`` to use the default again."""
+    if isinstance(value, str) and value.strip().lower() == "default":
+        return None
+    return count(value, option)
+
+
+# -- the service ----------------------------------------------------------------------
+class QuarantineService:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._reinjector: Any = None
+
+    def close(self) -> None:
+        if self._reinjector is not None:
+            self._reinjector.close()
+
+    @property
+    def reinjector(self) -> Any:
+        if self._reinjector is None:
+            self._reinjector = actions.make_reinjector(self.app)
+        return self._reinjector
+
+    def _scope(self, caller: Caller, account: Any) -> str | None:
+        """The account the caller acts on; ``None`` means every account (root only)."""
+        if account is not None:
+            account = account_name(account)
+        if caller.is_root:
+            return None if account in (None, ROOT) else account
+        if account not in (None, caller.user):
+            raise PermissionDenied(f"you may only act on your own account ({caller.user})")
+        return caller.user
+
+    def _find(self, s: Session, caller: Caller, held_id: str, scope: str | None) -> HeldMessage:
+        row = s.get(HeldMessage, held_id)
+        if row is None or (scope is not None and row.account != scope):
+            raise NotFound(f"no held message with id {held_id}")
+        return row
+
+    # emails -----------------------------------------------------------------------
+    def emails_list(self, caller: Caller, account: Any = None, since: Any = None,
+                    limit: Any = 25, offset: Any = 0, reason: Any = None,
+                    sender: Any = None) -> dict[str, Any]:
+        scope = self._scope(caller, account)
+        where = []
+        if scope is not None:
+            where.append(HeldMessage.account == scope)
+        if since is not None:
+            where.append(HeldMessage.received_at >= self.app.clock.now() - parse_since(since))
+        if reason:
+            where.append(HeldMessage.reasons_key.contains(f",{str(reason).strip()},",
+                                                          autoescape=True))
+        if sender:
+            where.append(func.lower(HeldMessage.mail_from).contains(str(sender).lower(),
+                                                                    autoescape=True))
+        n = count(limit, "--limit", minimum=1, maximum=MAX_LIST)
+        skip = count(offset, "--offset")
+        with self.app.db.session() as s:
+            total = s.scalar(select(func.count()).select_from(HeldMessage).where(*where))
+            rows = s.scalars(select(HeldMessage).where(*where)
+                             .order_by(HeldMessage.received_at.desc(), HeldMessage.id)
+                             .limit(n).offset(skip)).all()
+        return {"items": [item(r) for r in rows], "max_count": int(total or 0)}
+
+    def emails_show(self, caller: Caller, id: Any, account: Any = None,
+                    raw: bool = False) -> dict[str, Any]:
+        held_id = message_id(str(id))
+        scope = self._scope(caller, account)
+        with self.app.db.session() as s:
+            row = self._find(s, caller, held_id, scope)
+        try:
+            data = blob_store(self.app).read(held_id)
+        except FileNotFoundError:
+            raise NotFound(f"no held message with id {held_id}") from None
+        result = details(row, data)
+        if raw:
+            result["raw"] = base64.b64encode(data).decode("ascii")
+        return result
+
+    def emails_release(self, caller: Caller, ids: Any, account: Any = None) -> dict[str, Any]:
+        wanted = message_ids(ids)
+        scope = self._scope(caller, account)
+        limit = None
+        if not caller.is_root:
+            limit = actions.ReleaseLimit(caller.user, self._releases_limit(caller.user))
+        done, failed = [], {}
+        for held_id in wanted:
+            try:
+                with self.app.db.session() as s:
+                    self._find(s, caller, held_id, scope)
+                actions.release(self.app, self.reinjector, held_id, caller.user, limit, scope)
+                done.append(held_id)
+            except NotFound as err:
+                failed[held_id] = str(err)
+            except actions.ReleaseRefused as err:
+                failed[held_id] = f"not released, still held: {err}"
+        return {"done": done, "failed": failed}
+
+    def emails_remove(self, caller: Caller, ids: Any, account: Any = None,
+                      spam: bool = False) -> dict[str, Any]:
+        wanted = message_ids(ids)
+        scope = self._scope(caller, account)
+        failed: dict[str, str] = {}
+        with self.app.db.session() as s:
+            for held_id in wanted:
+                try:
+                    self._find(s, caller, held_id, scope)
+                except NotFound as err:
+                    failed[held_id] = str(err)
+        present = [i for i in wanted if i not in failed]
+        done = actions.delete(self.app, present, caller.user, spam=bool(spam)) if present else []
+        for held_id in present:
+            if held_id not in done:
+                failed[held_id] = "not deleted: it is being released"
+        return {"done": done, "failed": failed}
+
+    # accounts ---------------------------------------------------------------------
+    def _releases_limit(self, account: str) -> int:
+        with self.app.db.session() as s:
+            row = s.get(QuarantineAccount, account)
+            own = row.releases_limit if row is not None else None
+        return defaults(self.app).releases_limit if own is None else own
+
+    def accounts_list(self, caller: Caller, name: Any = None) -> dict[str, Any]:
+        scope = self._scope(caller, name)
+        d = defaults(self.app)
+        now = self.app.clock.now()
+        with self.app.db.session() as s:
+            query = select(QuarantineAccount).order_by(QuarantineAccount.name)
+            if scope is not None:
+                query = query.where(QuarantineAccount.name == scope)
+            rows = list(s.scalars(query).all())
+            if not rows and scope is not None and not caller.is_root:
+                rows = [QuarantineAccount(name=scope, state="active", limit_bytes=None,
+                                          releases_limit=None, created_at=now)]
+            items = [{
+                "name": r.name,
+                "limit_bytes": d.limit_bytes if r.limit_bytes is None else r.limit_bytes,
+                "used_bytes": used_bytes(s, r.name),
+                "state": r.state,
+                "releases_limit": (d.releases_limit if r.releases_limit is None
+                                   else r.releases_limit),
+                "deleted_last_hour": evicted_in_last_hour(s, r.name, now),
+            } for r in rows]
+        for entry in items:
+            for option in self.app.hooks.account_options():
+                entry[option.name] = option.get(self.app, str(entry["name"]))
+        return {"items": items, "max_count": len(items)}
+
+    def accounts_edit(self, caller: Caller, name: Any, state: Any = None, limit: Any = None,
+                      releases_limit: Any = None, options: Any = None) -> dict[str, Any]:
+        """Change state and limits, and the switches other plugins declare (``options``,
+        checked against their ``AccountOption`` choices)."""
+        self._require_root(caller)
+        account = account_name(name)
+        chosen = self._account_options(options or {})
+        if state is not None and state not in ACCOUNT_STATES:
+            raise InvalidInput(f"--state takes {' or '.join(ACCOUNT_STATES)}, "
+                               f"not {str(state)[:40]!r}")
+        overrides: dict[str, int | None] = {}
+        if limit is not None:
+            overrides["limit_bytes"] = override(limit, "--limit")
+        if releases_limit is not None:
+            overrides["releases_limit"] = override(releases_limit, "--releases-limit")
+        if state is None and not overrides and not chosen:
+            raise InvalidInput("nothing to change: give --state, --limit or --releases-limit")
+        with self.app.db.session() as s:
+            row = lock_account(s, self.app, account)
+            if state is not None and state != row.state:
+                row.state = state
+                if state == BLOCK:
+                    emit(s, self.app.clock, ACCOUNT_BLOCKED, account,
+                         {"account": account, "actor": caller.user})
+            for column, value in overrides.items():
+                setattr(row, column, value)
+        for option, choice in chosen:
+            option.set(self.app, account, choice)
+        self.app.publisher.wake()
+        return {}
+
+    def _account_options(self, given: Any) -> list[tuple[AccountOption, str]]:
+        if not isinstance(given, dict):
+            raise InvalidInput("bad account options")
+        known = {o.name: o for o in self.app.hooks.account_options()}
+        chosen = []
+        for name, value in given.items():
+            option = known.get(name)
+            if option is None:
+                raise InvalidInput(f"unknown account option --{str(name)[:40]}")
+            if value not in option.choices:
+                raise InvalidInput(f"--{name} takes {' or '.join(option.choices)}, "
+                                   f"not {str(value)[:40]!r}")
+            chosen.append((option, value))
+        return chosen
+
+    def accounts_remove(self, caller: Caller, name: Any) -> dict[str, Any]:
+        """Purge: delete every held message of the account and its own settings."""
+        self._require_root(caller)
+        account = account_name(name)
+        with self.app.db.session() as s:
+            if s.get(QuarantineAccount, account) is None:
+                raise NotFound(f"no quarantine for account {account}")
+            ids = list(s.scalars(select(HeldMessage.id).where(HeldMessage.account == account)))
+        done = actions.delete(self.app, ids, caller.user)
+        left = len(ids) - len(done)
+        if left:
+            raise InvalidInput(f"{left} message(s) of {account} are being released; "
+                               "try again in a moment")
+        with self.app.db.session() as s:
+            row = s.get(QuarantineAccount, account)
+            if row is not None:
+                s.delete(row)
+        return {"deleted": len(done)}
+
+    # defaults ---------------------------------------------------------------------
+    def defaults_list(self, caller: Caller) -> dict[str, Any]:
+        d = defaults(self.app)
+        return {"releases_limit": d.releases_limit, "storage_capacity": d.storage_capacity_mb}
+
+    def defaults_set(self, caller: Caller, releases_limit: Any = None,
+                     storage_capacity: Any = None) -> dict[str, Any]:
+        self._require_root(caller)
+        changes: dict[str, int | None] = {}
+        for key, value, option in ((RELEASES_KEY, releases_limit, "--releases-limit"),
+                                   (STORAGE_KEY, storage_capacity, "--storage-capacity")):
+            if value is not None:
+                number = count(value, option, minimum=-1)
+                changes[key] = None if number == -1 else number
+        if not changes:
+            raise InvalidInput("nothing to change: give --releases-limit or --storage-capacity")
+        for key, new in changes.items():
+            self.app.settings.set(key, new)
+        return self.defaults_list(caller)
+
+    @staticmethod
+    def _require_root(caller: Caller) -> None:
+        if not caller.is_root:
+            raise PermissionDenied("only root may change quarantine accounts and defaults")
+
+
+# Operation name -> (method, the arguments it takes): the socket API's whole surface.
+OPERATIONS: dict[str, tuple[str, frozenset[str]]] = {
+    "emails.list": ("emails_list", frozenset({"account", "since", "limit", "offset", "reason",
+                                              "sender"})),
+    "emails.show": ("emails_show", frozenset({"id", "account", "raw"})),
+    "emails.release": ("emails_release", frozenset({"ids", "account"})),
+    "emails.remove": ("emails_remove", frozenset({"ids", "account", "spam"})),
+    "accounts.list": ("accounts_list", frozenset({"name"})),
+    "accounts.edit": ("accounts_edit", frozenset({"name", "state", "limit", "releases_limit",
+                                                  "options"})),
+    "accounts.remove": ("accounts_remove", frozenset({"name"})),
+    "defaults.list": ("defaults_list", frozenset()),
+    "defaults.set": ("defaults_set", frozenset({"releases_limit", "storage_capacity"})),
+}
+
+
+def dispatch(service: QuarantineService, caller: Caller, op: Any,
+             args: Any) -> dict[str, Any]:
+    """Run operation ``op`` with ``args`` (a dict) as ``caller``."""
+    spec = OPERATIONS.get(op) if isinstance(op, str) else None
+    if spec is None:
+        raise InvalidInput(f"unknown operation {str(op)[:40]!r}")
+    method, allowed = spec
+    if not isinstance(args, dict) or not set(args) <= allowed:
+        raise InvalidInput(f"bad arguments for {op}")
+    result: dict[str, Any] = getattr(service, method)(caller, **args)
+    return result

@@ -1,0 +1,135 @@
+"""Send limits (the Activity Monitor): every outgoing message is counted against its
+account, domain, sender email and script over a sliding 60-minute window; a message
+that would take any of them over its limit is held with reason ``ratelimit``.
+
+The ``ratelimit`` stage runs last (priority 900) so that mail held or refused for other
+reasons does not use the allowance (it is recorded as quarantined).  What the stage
+counted is corrected by ``ie_action_taken`` when the message did not leave after all
+(a downstream failure is retried by the MTA and must not count twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import click
+
+from ie_core import (
+    Action,
+    App,
+    ConfigKey,
+    Direction,
+    Finding,
+    MessageContext,
+    Stage,
+    Verdict,
+    hookimpl,
+)
+from ie_core.runtime import RuntimeSetting
+
+from . import counter
+from .autorelease import AUTO_RELEASE, AutoReleaser
+from .cli import am
+from .models import QUARANTINED, SENT, WAITING, RateHeld
+from .objects import ensure, object_keys, read_ids
+
+STAGE = "ratelimit"
+REASON = "ratelimit"
+WHITELIST_STAGE = "whitelist"
+_NOT_SENT = (Action.QUARANTINE, Action.REJECT, Action.TEMPFAIL)
+_workers: dict[int, AutoReleaser] = {}
+
+
+def check(app: App, ctx: MessageContext) -> Finding | None:
+    keys = object_keys(ctx.identity)
+    recipients = counter.distinct_recipients(ctx.rcpt_tos)
+    worst = max((f.action for f in ctx.findings), key=lambda a: a.severity,
+                default=Action.DELIVER)
+    if worst in _NOT_SENT:
+        if worst is Action.QUARANTINE and not ctx.dry_run:
+            ids = ensure(app, keys)
+            counter.record(app, ctx.id, ids.values(), QUARANTINED, recipients)
+            ctx.data[STAGE] = {"recorded": QUARANTINED, "object_ids": list(ids.values()),
+                               "recipients": recipients}
+        return None
+    if ctx.dry_run:
+        over = counter.dry_check(app, keys, read_ids(app, keys), recipients)
+    else:
+        ids = ensure(app, keys)
+        over = counter.admit(app, ctx.id, ids, recipients, ctx.identity.account)
+        ctx.data[STAGE] = {"recorded": QUARANTINED if over else SENT,
+                           "object_ids": list(ids.values()), "recipients": recipients}
+    if not over:
+        return None
+    return Finding(stage=STAGE, reason=REASON, action=Action.QUARANTINE,
+                   detail="; ".join(o.describe() for o in over))
+
+
+@hookimpl
+def ie_stages(app: App) -> Sequence[Stage]:
+    return [Stage(name=STAGE, run=lambda ctx: check(app, ctx),
+                  directions=frozenset({Direction.OUTGOING}), priority=900)]
+
+
+@hookimpl
+def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: str) -> None:
+    if ctx.direction is not Direction.OUTGOING:
+        return
+    state = ctx.data.get(STAGE)
+    held = outcome.startswith("held:")
+    if state is None:
+        if outcome == "delivered" and any(f.stage == WHITELIST_STAGE and f.final
+                                           for f in verdict.findings):
+            ids = ensure(app, object_keys(ctx.identity))
+            counter.record(app, ctx.id, ids.values(), SENT,
+                           counter.distinct_recipients(ctx.rcpt_tos), counted=False)
+        return
+    if state["recorded"] == SENT:
+        if held:
+            counter.relabel(app, ctx.id, QUARANTINED)
+        elif outcome != "delivered":
+            counter.forget(app, ctx.id)
+    elif not held:
+        counter.forget(app, ctx.id)
+    elif verdict.reasons == [REASON]:
+        with app.db.session() as s:
+            s.add(RateHeld(held_id=outcome.partition(":")[2], message_id=ctx.id,
+                           account=ctx.identity.account, object_ids=state["object_ids"],
+                           recipients=state["recipients"], held_at=app.clock.now(),
+                           state=WAITING, attempts=0))
+
+
+@hookimpl
+def ie_config_keys() -> Sequence[ConfigKey]:
+    return [
+        ConfigKey("ratelimit", "auto_release_interval", float, 30.0,
+                  "Seconds between auto-release passes (when auto-release is on)."),
+        ConfigKey("ratelimit", "keep_days", int, 30,
+                  "Days of send records kept for `am stats --since`."),
+    ]
+
+
+@hookimpl
+def ie_runtime_settings() -> Sequence[RuntimeSetting]:
+    return [AUTO_RELEASE]
+
+
+@hookimpl
+def ie_startup(app: App) -> None:
+    worker = AutoReleaser(app, app.config.get("ratelimit.auto_release_interval"),
+                          timedelta(days=app.config.get("ratelimit.keep_days")))
+    _workers[id(app)] = worker
+    worker.start()
+
+
+@hookimpl
+def ie_shutdown(app: App) -> None:
+    worker = _workers.pop(id(app), None)
+    if worker is not None:
+        worker.stop()
+
+
+@hookimpl
+def ie_cli_commands() -> Sequence[click.Command]:
+    return [am]

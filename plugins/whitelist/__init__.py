@@ -1,0 +1,57 @@
+"""Whitelists: authenticated users and senders whose outgoing mail bypasses filtering and
+send limits, and recipients whose incoming mail is not filtered.
+
+The ``whitelist`` stage (outgoing, priority 200) ends the pipeline with a DELIVER finding
+when the authenticated user is on the ``authuser`` list or the sender email (or its
+domain, or a parent domain) is on the ``sender`` list.  Other plugins ask
+``ie_is_whitelisted`` (the incoming filter for ``recipient``, the send limits for
+``sender``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+
+from ie_core import App, Direction, Finding, MessageContext, Stage, hookimpl
+
+from . import store
+from .cli import whitelist
+from .models import KINDS
+
+STAGE = "whitelist"
+
+
+def check(app: App, ctx: MessageContext) -> Finding | None:
+    ident = ctx.identity
+    if ident.auth_user and store.is_listed(app, "authuser", ident.auth_user):
+        return _bypass(ctx, "authuser", ident.auth_user)
+    if ident.sender_email:
+        entry = store.matching_entry(app, "sender", ident.sender_email)
+        if entry is not None:
+            return _bypass(ctx, "sender", entry)
+    return None
+
+
+def _bypass(ctx: MessageContext, kind: str, entry: str) -> Finding:
+    ctx.data[STAGE] = {"list": kind, "entry": entry}
+    return Finding(stage=STAGE, detail=f"{entry} is on the {kind} whitelist", final=True)
+
+
+@hookimpl
+def ie_stages(app: App) -> Sequence[Stage]:
+    return [Stage(name=STAGE, run=lambda ctx: check(app, ctx),
+                  directions=frozenset({Direction.OUTGOING}), priority=200)]
+
+
+@hookimpl
+def ie_is_whitelisted(app: App, kind: str, address: str) -> bool | None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown whitelist {kind!r}")
+    return store.is_listed(app, kind, address)
+
+
+@hookimpl
+def ie_cli_commands() -> Sequence[click.Command]:
+    return [whitelist]

@@ -1,0 +1,65 @@
+"""``ie-cli whitelist authuser|sender|recipient add|list|remove VALUE...``."""
+
+from __future__ import annotations
+
+import click
+
+from ie_core.commands import echo_err, emit, get_app, require_root
+
+from . import store
+from .addresses import parse_entry
+from .models import KINDS
+
+SENDER_WARNING = ("Warning: mail from whitelisted senders is not filtered and has no send "
+                  "limit; a hacked mailbox or script using such an address can send spam "
+                  "freely.")
+_HELP = {
+    "authuser": "Authenticated users (email addresses) whose mail bypasses filtering.",
+    "sender": "Sender emails or domains (with subdomains): no filtering, no send limit.",
+    "recipient": "Recipient emails or domains (with subdomains): no incoming filtering.",
+}
+
+
+def _list_group(kind: str) -> click.Group:
+    group = click.Group(kind, help=_HELP[kind])
+
+    @group.command("add")
+    @click.argument("values", nargs=-1, required=True)
+    @click.option("--json", "as_json", is_flag=True, help="print JSON")
+    def add(values: tuple[str, ...], as_json: bool) -> None:
+        """Add VALUE... (all or nothing)."""
+        require_root()
+        parsed = [parse_entry(kind, v) for v in values]
+        store.add(get_app(), kind, parsed)
+        if kind == "sender":
+            echo_err(SENDER_WARNING)
+        emit({"success": True}, as_json, lambda: "OK")
+
+    @group.command("remove")
+    @click.argument("values", nargs=-1, required=True)
+    @click.option("--json", "as_json", is_flag=True, help="print JSON")
+    def remove(values: tuple[str, ...], as_json: bool) -> None:
+        """Remove VALUE... (all or nothing)."""
+        require_root()
+        parsed = [parse_entry(kind, v) for v in values]
+        store.remove(get_app(), kind, parsed)
+        emit({"success": True}, as_json, lambda: "OK")
+
+    @group.command("list")
+    @click.option("--json", "as_json", is_flag=True, help="print JSON")
+    def list_(as_json: bool) -> None:
+        """Print the EMAILS and DOMAINS on this list."""
+        require_root()
+        values = store.entries(get_app(), kind)
+        emails = [v for v in values if "@" in v]
+        domains = [v for v in values if "@" not in v]
+        emit({"success": True, "emails": emails, "domains": domains}, as_json,
+             lambda: "\n".join(["EMAILS", *emails, "", "DOMAINS", *domains]))
+
+    return group
+
+
+whitelist = click.Group("whitelist", help="Whitelists: authenticated users, senders, "
+                                          "recipients.")
+for _kind in KINDS:
+    whitelist.add_command(_list_group(_kind))

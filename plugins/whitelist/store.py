@@ -1,0 +1,62 @@
+"""Reading and changing the whitelists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+
+from ie_core import App, NotFound
+
+from .addresses import lookup_candidates
+from .models import WhitelistEntry
+
+
+def is_listed(app: App, kind: str, address: str) -> bool:
+    candidates = lookup_candidates(address)
+    if kind == "authuser":
+        candidates = [c for c in candidates if "@" in c]
+    if not candidates:
+        return False
+    with app.db.session() as s:
+        hit = s.scalar(select(WhitelistEntry.id).where(
+            WhitelistEntry.kind == kind, WhitelistEntry.value.in_(candidates)).limit(1))
+    return hit is not None
+
+
+def matching_entry(app: App, kind: str, address: str) -> str | None:
+    """The most specific entry on ``kind`` that covers ``address``."""
+    candidates = lookup_candidates(address)
+    if not candidates:
+        return None
+    with app.db.session() as s:
+        found = set(s.scalars(select(WhitelistEntry.value).where(
+            WhitelistEntry.kind == kind, WhitelistEntry.value.in_(candidates))))
+    return next((c for c in candidates if c in found), None)
+
+
+def entries(app: App, kind: str) -> list[str]:
+    with app.db.session() as s:
+        return list(s.scalars(select(WhitelistEntry.value).where(WhitelistEntry.kind == kind)
+                              .order_by(WhitelistEntry.value)))
+
+
+def add(app: App, kind: str, values: Sequence[str]) -> None:
+    with app.db.session() as s:
+        present = set(s.scalars(select(WhitelistEntry.value).where(
+            WhitelistEntry.kind == kind, WhitelistEntry.value.in_(values))))
+        for value in dict.fromkeys(values):
+            if value not in present:
+                s.add(WhitelistEntry(kind=kind, value=value, created_at=app.clock.now()))
+
+
+def remove(app: App, kind: str, values: Sequence[str]) -> None:
+    """Remove every value, or nothing when one of them is not on the list."""
+    with app.db.session() as s:
+        present = set(s.scalars(select(WhitelistEntry.value).where(
+            WhitelistEntry.kind == kind, WhitelistEntry.value.in_(values))))
+        missing = [v for v in values if v not in present]
+        if missing:
+            raise NotFound(f"not on the {kind} whitelist: {', '.join(missing[:5])}")
+        s.execute(delete(WhitelistEntry).where(WhitelistEntry.kind == kind,
+                                               WhitelistEntry.value.in_(values)))

@@ -1,0 +1,217 @@
+"""Incoming filtering without the daemons: policy and marks, subject prefix, the Dovecot
+snippet plan, the learn wrapper and spool, daily counts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ie_cli.config_main import ie_config
+from ie_core import Action, App, Direction, Finding, MessageContext, Stage, hookimpl
+from ie_core.processor import analyse, delivery_bytes
+from ie_plugins.incoming import dovecot, spool, stats
+from ie_plugins.incoming.policy import ENABLED, prefix_subject
+
+RAW = b"From: a@outside.test\r\nSubject: hello there\r\nX-Spam: Yes\r\n\r\nSPAMMY body\r\n"
+
+
+class Junker:
+    learned: list[tuple[bool, bytes]]
+
+    def __init__(self, fail: bool = False) -> None:
+        self.learned = []
+        self.fail = fail
+
+    @hookimpl
+    def ie_stages(self, app: App) -> list[Stage]:
+        def check(ctx: MessageContext) -> Finding | None:
+            if b"SPAMMY" in ctx.raw:
+                return Finding("junker", reason="spam", score=9, action=Action.JUNK)
+            return None
+        return [Stage("junker", check, frozenset({Direction.INCOMING}), 400)]
+
+    @hookimpl
+    def ie_learn(self, app: App, raw: bytes, spam: bool) -> None:
+        if self.fail:
+            raise RuntimeError("classifier down")
+        self.learned.append((spam, raw))
+
+
+def _deliver(app: App, *rcpts: str, raw: bytes = RAW) -> tuple[MessageContext, bytes]:
+    ctx = MessageContext(Direction.INCOMING, raw, "a@outside.test", list(rcpts),
+                         app.clock.now())
+    verdict = analyse(app, ctx)
+    return ctx, delivery_bytes(ctx, verdict)
+
+
+def _junk_marks(out: bytes) -> list[str]:
+    head = out.split(b"\r\n\r\n", 1)[0].decode()
+    return [line.split(":", 1)[1].strip() for line in head.split("\r\n")
+            if line.lower().startswith("x-ie-junk:")]
+
+
+@pytest.fixture
+def app(make_app: Callable[..., App], db_url: str) -> App:
+    application = make_app(db_url=db_url, plugins=[("junker", Junker())])
+    from ie_core.db.models import Account, DomainMap
+
+    with application.db.session() as s:
+        s.add_all([Account(name="acme", created_at=application.clock.now()),
+                   Account(name="beta", created_at=application.clock.now())])
+        s.flush()
+        s.add_all([DomainMap(domain="example.test", account="acme"),
+                   DomainMap(domain="other.test", account="beta")])
+    return application
+
+
+def test_off_passes_through_unjudged_without_marks(app: App) -> None:
+    ctx, out = _deliver(app, "alice@example.test")
+    assert [f.stage for f in ctx.findings] == ["incoming"]  # classifier never ran
+    assert _junk_marks(out) == []
+    assert b"X-Spam: Yes" not in out  # the forged header is gone
+
+
+def test_marks_all_or_per_recipient_and_counts(app: App) -> None:
+    app.settings.set(ENABLED.name, True)
+    ctx, out = _deliver(app, "alice@example.test", "bob@example.test")
+    assert _junk_marks(out) == ["all"]
+    stats.record(app, ctx.data["incoming"], app.clock.now().date(), True)
+
+    from ie_plugins.incoming.models import IncomingAccount
+
+    with app.db.session() as s:
+        s.add(IncomingAccount(account="beta", enabled=False, updated_at=app.clock.now()))
+    ctx, out = _deliver(app, "Alice@Example.test", "carol@other.test")
+    assert _junk_marks(out) == ["alice@example.test"]
+    stats.record(app, ctx.data["incoming"], app.clock.now().date(), True)
+    ctx, out = _deliver(app, "carol@other.test")
+    assert _junk_marks(out) == [] and ctx.findings[0].final
+    ctx, out = _deliver(app, "alice@example.test", raw=RAW.replace(b"SPAMMY", b"nice"))
+    assert _junk_marks(out) == []
+    stats.record(app, ctx.data["incoming"], app.clock.now().date(), False)
+
+    rows = {r["account"]: r for r in stats.daily(app, 1)}
+    assert (rows["acme"]["spam"], rows["acme"]["legitimate"]) == (2, 1)
+    assert (rows["beta"]["spam"], rows["beta"]["unfiltered"]) == (0, 1)
+    assert stats.daily(app, 1, "nobody") == []
+
+
+def test_subject_prefix_keeps_the_rest_byte_for_byte() -> None:
+    raw = b"Subject:  Re: =?utf-8?q?caf=C3=A9?=\n\tfolded\nX-A: b\n\nbody\n"
+    out = prefix_subject(raw, "[SPAM]")
+    assert out == b"Subject:  [SPAM] Re: =?utf-8?q?caf=C3=A9?=\n\tfolded\nX-A: b\n\nbody\n"
+    assert prefix_subject(b"X-A: b\r\n\r\nSubject: no\r\n", "[S]").startswith(b"Subject: [S]\r\n")
+    assert b"=?utf-8?" in prefix_subject(b"Subject: x\n\n", "[Späm]")
+
+
+def _layout(tmp_path: Path, modules: Path | None = None) -> dovecot.Layout:
+    return dovecot.Layout(config=tmp_path / "dovecot.conf", conf_d=tmp_path / "conf.d",
+                          modules=modules or Path("/usr/lib/dovecot/modules"),
+                          sieve_dir=tmp_path / "sieve", spool=tmp_path / "spool",
+                          mail_user="mail", junk="Junk", trash="Trash", max_bytes=100,
+                          max_queued=2)
+
+
+def test_snippet_keeps_the_admins_sieve_settings(tmp_path: Path) -> None:
+    layout = _layout(tmp_path)
+    used = {"sieve_before": "/etc/admin.sieve", "sieve_plugins": "sieve_extdata",
+            "sieve_global_extensions": "+vnd.dovecot.environment",
+            "imapsieve_mailbox1_name": "Sent", "imapsieve_mailbox1_before": "file:/x.sieve",
+            "sieve_pipe_bin_dir": "/usr/lib/admin-pipes"}
+    snippet = dovecot.render_all(layout, used)[layout.snippet][0]
+    assert "sieve_before2 = " in snippet and "sieve_before =" not in snippet
+    assert "sieve_plugins = sieve_extdata sieve_imapsieve sieve_extprograms" in snippet
+    assert ("sieve_global_extensions = +vnd.dovecot.environment +vnd.dovecot.pipe"
+            in snippet)
+    assert "imapsieve_mailbox2_name = Junk" in snippet
+    assert "imapsieve_mailbox3_from = Junk" in snippet
+    assert Path("/usr/lib/admin-pipes/ie-learn") in dovecot.render_all(layout, used)
+    # rendering again over its own output gives the same file
+    ours = {**used, "sieve_before2": f"{layout.sieve_dir}/spam-to-junk.sieve",
+            "sieve_plugins": "sieve_extdata sieve_imapsieve sieve_extprograms",
+            "imapsieve_mailbox2_name": "Junk",
+            "imapsieve_mailbox2_before": f"file:{layout.sieve_dir}/report-spam.sieve",
+            "imapsieve_mailbox3_name": "*",
+            "imapsieve_mailbox3_before": f"file:{layout.sieve_dir}/report-ham.sieve"}
+    assert dovecot.render_all(layout, ours)[layout.snippet][0].replace(
+        "+vnd.dovecot.environment +vnd.dovecot.pipe", "") == snippet.replace(
+        "+vnd.dovecot.environment +vnd.dovecot.pipe", "")
+
+
+def test_enable_refuses_without_pigeonhole(tmp_path: Path) -> None:
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "dovecot.conf").write_text("")
+    (tmp_path / "ie.toml").write_text(
+        f'[ie]\ndata_dir = "{tmp_path / "data"}"\n[incoming]\n'
+        f'dovecot_modules = "{tmp_path / "modules"}"\n'
+        f'dovecot_config = "{tmp_path / "dovecot.conf"}"\n'
+        f'dovecot_conf_d = "{tmp_path / "conf.d"}"\n')
+    result = CliRunner().invoke(ie_config, ["--config", str(tmp_path / "ie.toml"),
+                                            "enable-incoming"])
+    assert result.exit_code != 0
+    assert "sieve_extprograms plugin" in result.output and "Pigeonhole" in result.output
+    assert not (tmp_path / "conf.d").exists()
+
+
+def _wrapper(tmp_path: Path) -> Path:
+    layout = _layout(tmp_path)
+    for sub in ("tmp", "new", "cur"):
+        (layout.spool / sub).mkdir(parents=True, exist_ok=True)
+    files = dovecot.render_all(layout, {})
+    path = layout.sieve_dir / "bin" / dovecot.PIPE_PROGRAM
+    path.parent.mkdir(parents=True)
+    path.write_text(files[path][0])
+    return path
+
+
+def _pipe(wrapper: Path, label: str, data: bytes) -> int:
+    return subprocess.run(["sh", str(wrapper), label, "alice@example.test"], input=data,
+                          capture_output=True, timeout=10, check=False).returncode
+
+
+def test_learn_wrapper_queues_within_limits(tmp_path: Path) -> None:
+    wrapper = _wrapper(tmp_path)
+    new = tmp_path / "spool" / "new"
+    assert _pipe(wrapper, "spam", b"x" * 100) == 0
+    assert _pipe(wrapper, "ham", b"x" * 101) == 0  # too big: dropped
+    assert _pipe(wrapper, "bogus", b"x") != 0
+    assert [n.split(".")[0] for n in os.listdir(new)] == ["spam"]
+    assert (new / os.listdir(new)[0]).read_bytes() == b"x" * 100
+    assert _pipe(wrapper, "ham", b"y") == 0
+    assert _pipe(wrapper, "ham", b"z") == 0  # spool full (2 queued): dropped
+    assert len(os.listdir(new)) == 2 and os.listdir(tmp_path / "spool" / "tmp") == []
+
+
+def test_spool_drain_learns_and_retries(make_app: Callable[..., App], tmp_path: Path) -> None:
+    wrapper = _wrapper(tmp_path)
+    _pipe(wrapper, "spam", b"Subject: s\n\nspam body")
+    _pipe(wrapper, "ham", b"Subject: h\n\nham body")
+    (tmp_path / "spool" / "new" / "junk.1.2.3").write_bytes(b"not a report")
+    failing = Junker(fail=True)
+    app = make_app(plugins=[("junker", failing)])
+    result = spool.drain(app, tmp_path / "spool", 100)
+    assert (result.learned, result.failed, result.skipped) == (0, 1, 1)  # oldest first
+    assert len(os.listdir(tmp_path / "spool" / "new")) == 2
+    failing.fail = False
+    result = spool.drain(app, tmp_path / "spool", 100)
+    assert (result.learned, result.failed) == (2, 0)
+    assert sorted(failing.learned) == [(False, b"Subject: h\n\nham body"),
+                                       (True, b"Subject: s\n\nspam body")]
+    assert os.listdir(tmp_path / "spool" / "new") == os.listdir(tmp_path / "spool" / "cur") == []
+
+
+def test_migration_downgrades(make_app: Callable[..., App], db_url: str) -> None:
+    from sqlalchemy import inspect
+
+    from ie_core.db import migrate
+
+    app = make_app(db_url=db_url)
+    migrate.downgrade(app.db, "incoming@0001_core")
+    assert "incoming_daily" not in inspect(app.db.engine).get_table_names()
+    migrate.upgrade(app.db)
+    assert "incoming_daily" in inspect(app.db.engine).get_table_names()

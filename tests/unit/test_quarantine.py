@@ -1,0 +1,350 @@
+"""The quarantine store, limits, release and service rules, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from ie_core import (
+    Action,
+    Direction,
+    Finding,
+    InvalidInput,
+    MessageContext,
+    NotFound,
+    PermissionDenied,
+    Verdict,
+)
+from ie_core.db import migrate
+from ie_core.db.models import Event
+from ie_plugins.quarantine import ie_hold, ie_release, sweep
+from ie_plugins.quarantine.models import HeldMessage, QuarantineLog
+from ie_plugins.quarantine.service import Caller, QuarantineService
+
+ROOT = Caller.root()
+ALICE = Caller("alice", False)
+BOB = Caller("bob", False)
+
+
+def message(subject: str = "hello", size: int = 0, marker: str = "") -> bytes:
+    head = (f"From: Alice <alice@example.com>\r\nTo: bob@example.org\r\n"
+            f"Subject: {subject}\r\nX-PHP-Script: example.com/wp/x.php for 1.2.3.4\r\n\r\n")
+    body = f"Hello.{marker}\r\n"
+    raw = (head + body).encode()
+    if size:
+        raw += b"x" * (size - len(raw) - 2) + b"\r\n"
+    return raw
+
+
+def hold(app, account: str = "alice", raw: bytes | None = None, rcpts=None,
+         reasons=("spam",), score: float = 7.5) -> str:
+    ctx = MessageContext(direction=Direction.OUTGOING, raw=raw or message(),
+                         mail_from="alice@example.com",
+                         rcpt_tos=rcpts or ["bob@example.org", "hidden@example.net"],
+                         received_at=app.clock.now())
+    ctx.identity.account = account
+    ctx.identity.script = "example.com/wp/x.php for 1.2.3.4"
+    ctx.identity.script_domain, ctx.identity.script_path = "example.com", "/wp/x.php"
+    findings = [Finding(stage=r, reason=r, score=score, action=Action.QUARANTINE)
+                for r in reasons]
+    held = ie_hold(app, ctx, Verdict(Action.QUARANTINE, findings, score))
+    assert held is not None
+    return held
+
+
+def events(app, kind: str) -> list[dict]:
+    with app.db.session() as s:
+        return [e.payload for e in s.scalars(select(Event).where(Event.kind == kind)
+                                             .order_by(Event.id))]
+
+
+@pytest.fixture
+def qapp(make_app, db_url, sink):
+    return make_app(db_url=db_url, **{"filter.reinject": f"127.0.0.1:{sink.port}",
+                                      "filter.reinject_timeout": 5.0})
+
+
+@pytest.fixture
+def service(qapp):
+    svc = QuarantineService(qapp)
+    yield svc
+    svc.close()
+
+
+def test_hold_keeps_exact_bytes_and_metadata(qapp, service):
+    raw = message(subject="=?utf-8?q?h=C3=A9llo?=") + b"\xff\xfe raw 8-bit\r\n"
+    held = hold(qapp, raw=raw)
+    assert (qapp.data_dir / "quarantine" / held).read_bytes() == raw
+    [item] = service.emails_list(ROOT)["items"]
+    assert item["email_id"] == held and item["account_name"] == "alice"
+    assert item["recipients"] == ["bob@example.org", "hidden@example.net"]
+    assert item["subject"] == "héllo" and item["size_bytes"] == len(raw)
+    assert item["reasons"] == ["spam"] and item["score"] == 7.5
+    assert item["script_header"] == {"raw": "example.com/wp/x.php for 1.2.3.4",
+                                     "domain": "example.com", "path": "/wp/x.php"}
+    shown = service.emails_show(ALICE, held, raw=True)
+    assert shown["from"] == "Alice <alice@example.com>"
+    assert shown["body"].startswith("Hello.")
+    import base64
+    assert base64.b64decode(shown["raw"]) == raw
+    [payload] = events(qapp, "held")
+    assert payload == {"id": held, "account": "alice", "sender": "alice@example.com",
+                       "recipients": ["bob@example.org", "hidden@example.net"],
+                       "subject": "héllo", "reasons": ["spam"], "size": len(raw)}
+
+
+def test_eviction_deletes_exactly_the_oldest(qapp, service, clock):
+    service.accounts_edit(ROOT, "alice", limit=str(50 * 1024))
+    ids = []
+    for _ in range(4):  # 4 x 15 KB = 60 KB > 50 KB
+        ids.append(hold(qapp, raw=message(size=15 * 1024)))
+        clock.advance(seconds=10)
+    listed = [i["email_id"] for i in service.emails_list(ROOT)["items"]]
+    assert listed == ids[1:][::-1]  # newest first, the oldest is gone
+    assert not (qapp.data_dir / "quarantine" / ids[0]).exists()
+    ids.append(hold(qapp, raw=message(size=30 * 1024)))  # 45 + 30 > 50: two more go
+    assert {i["email_id"] for i in service.emails_list(ROOT)["items"]} == {ids[3], ids[4]}
+    [acct] = service.accounts_list(ROOT)["items"]
+    assert acct["deleted_last_hour"] == 3 and acct["used_bytes"] == 45 * 1024
+    assert [e["id"] for e in events(qapp, "evicted")] == ids[:3]
+    clock.advance(hours=1, seconds=1)
+    assert service.accounts_list(ROOT)["items"][0]["deleted_last_hour"] == 0
+
+
+def test_a_single_message_larger_than_the_limit_is_still_held(qapp, service, clock):
+    service.accounts_edit(ROOT, "alice", limit="10000")
+    first = hold(qapp, raw=message(size=5000))
+    clock.advance(seconds=1)
+    big = hold(qapp, raw=message(size=20000))
+    assert [i["email_id"] for i in service.emails_list(ROOT)["items"]] == [big]
+    assert [e["id"] for e in events(qapp, "evicted")] == [first]
+    assert service.accounts_list(ROOT)["items"][0]["used_bytes"] == 20000
+
+
+def test_accounts_are_separate_subspaces(qapp, service):
+    a = hold(qapp, account="alice")
+    b = hold(qapp, account="bob")
+    assert {i["email_id"] for i in service.emails_list(ROOT)["items"]} == {a, b}
+    assert {i["email_id"] for i in service.emails_list(ROOT, account="root")["items"]} == {a, b}
+    assert [i["email_id"] for i in service.emails_list(ROOT, account="bob")["items"]] == [b]
+    assert [i["email_id"] for i in service.emails_list(ALICE)["items"]] == [a]
+    with pytest.raises(PermissionDenied):
+        service.emails_list(ALICE, account="bob")
+    # the other account's id and an unknown id get the very same answer
+    answers = []
+    for guess in (b, str(uuid.uuid4())):
+        for op in (lambda i: service.emails_show(ALICE, i),
+                   lambda i: service.emails_release(ALICE, i)["failed"][i],
+                   lambda i: service.emails_remove(ALICE, i)["failed"][i]):
+            try:
+                answers.append(op(guess).replace(guess, "ID"))
+            except NotFound as err:
+                answers.append(str(err).replace(guess, "ID"))
+    assert len(set(answers)) == 1, answers
+    assert service.emails_list(BOB)["max_count"] == 1  # nothing of bob's was touched
+    assert [i["name"] for i in service.accounts_list(ALICE)["items"]] == ["alice"]
+    with pytest.raises(PermissionDenied):
+        service.accounts_edit(ALICE, "alice", state="active")
+
+
+def test_list_filters_and_paging(qapp, service, clock):
+    ids = []
+    for n in range(5):
+        ids.append(hold(qapp, reasons=("spam",) if n % 2 else ("winexec", "spam")))
+        clock.advance(minutes=10)
+    assert service.emails_list(ROOT, since="15m")["max_count"] == 1  # received 10 min ago
+    assert service.emails_list(ROOT, since="3600s")["max_count"] == 5
+    assert service.emails_list(ROOT, reason="winexec")["max_count"] == 3
+    assert service.emails_list(ROOT, reason="wine")["max_count"] == 0
+    assert service.emails_list(ROOT, sender="ALICE@")["max_count"] == 5
+    page = service.emails_list(ROOT, limit="2", offset="1")
+    assert [i["email_id"] for i in page["items"]] == [ids[3], ids[2]]
+    assert page["max_count"] == 5
+
+
+@pytest.mark.parametrize(("call", "message_part"), [
+    (lambda s: s.emails_list(ROOT, since="5x"), "--since takes"),
+    (lambda s: s.emails_list(ROOT, limit="-1"), "--limit must be"),
+    (lambda s: s.emails_list(ROOT, account="../etc"), "invalid account name"),
+    (lambda s: s.emails_list(ROOT, account="a/b"), "invalid account name"),
+    (lambda s: s.emails_show(ROOT, "not-a-uuid"), "malformed message id"),
+    (lambda s: s.emails_release(ROOT, "x,y"), "malformed message id"),
+    (lambda s: s.accounts_edit(ROOT, "alice", limit="-5"), "--limit must be"),
+    (lambda s: s.accounts_edit(ROOT, "alice", state="frozen"), "--state takes"),
+    (lambda s: s.defaults_set(ROOT, releases_limit="-2"), "--releases-limit must be"),
+])
+def test_bad_input_is_one_clear_error(service, call, message_part):
+    with pytest.raises(InvalidInput, match=message_part):
+        call(service)
+
+
+def test_defaults_set_and_restore(service):
+    assert service.defaults_list(ROOT) == {"releases_limit": 5, "storage_capacity": 100}
+    service.defaults_set(ROOT, releases_limit="7", storage_capacity="1")
+    assert service.defaults_list(ALICE) == {"releases_limit": 7, "storage_capacity": 1}
+    service.defaults_set(ROOT, releases_limit="-1", storage_capacity="-1")
+    assert service.defaults_list(ROOT) == {"releases_limit": 5, "storage_capacity": 100}
+    with pytest.raises(PermissionDenied):
+        service.defaults_set(ALICE, releases_limit="50")
+
+
+def test_release_sends_exact_bytes_with_one_header_and_logs(qapp, service, sink):
+    raw = message()
+    held = hold(qapp, raw=raw)
+    assert service.emails_release(ALICE, held) == {"done": [held], "failed": {}}
+    [got] = sink.wait_for(1)
+    assert got.rcpt_tos == ["bob@example.org", "hidden@example.net"]
+    first, rest = got.data.split(b"\r\n", 1)
+    assert first.startswith(b"X-IE-Released: by=alice at=2026-01-01T12:00:00+00:00 id=" +
+                            held.encode())
+    assert rest == raw
+    assert service.emails_list(ROOT)["max_count"] == 0
+    assert not (qapp.data_dir / "quarantine" / held).exists()
+    with qapp.db.session() as s:
+        [entry] = s.scalars(select(QuarantineLog)).all()
+        assert (entry.message_id, entry.action, entry.actor) == (held, "released", "alice")
+    assert events(qapp, "released") == [{"id": held, "account": "alice", "actor": "alice"}]
+
+
+@pytest.mark.parametrize("mode", ["tempfail", "reject"])
+def test_refused_release_stays_held(qapp, service, sink, mode):
+    held = hold(qapp)
+    sink.handler.mode = mode
+    result = service.emails_release(ROOT, held)
+    assert result["done"] == []
+    assert ("451" if mode == "tempfail" else "554") in result["failed"][held]
+    assert service.emails_list(ROOT)["items"][0]["email_id"] == held
+    sink.handler.mode = "accept"
+    assert service.emails_release(ROOT, held)["done"] == [held]
+
+
+def test_one_refused_recipient_sends_to_nobody(qapp, service, sink):
+    held = hold(qapp)
+    sink.handler.refuse = {"hidden@example.net"}
+    assert "550" in service.emails_release(ROOT, held)["failed"][held]
+    assert sink.messages == []
+    assert service.emails_list(ROOT)["max_count"] == 1
+
+
+def test_concurrent_releases_send_once(qapp, sink):
+    held = hold(qapp)
+    services = [QuarantineService(qapp) for _ in range(4)]
+    results: list[dict] = []
+    barrier = threading.Barrier(len(services))
+
+    def go(svc: QuarantineService) -> None:
+        barrier.wait()
+        results.append(svc.emails_release(ROOT, held))
+
+    threads = [threading.Thread(target=go, args=(svc,)) for svc in services]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for svc in services:
+        svc.close()
+    assert sum(len(r["done"]) for r in results) == 1
+    assert len(sink.wait_for(2, timeout=1)) == 1
+
+
+def test_release_limit_for_owners_not_root(qapp, service, clock):
+    ids = [hold(qapp) for _ in range(8)]
+    for held in ids[:5]:
+        assert service.emails_release(ALICE, held)["done"] == [held]
+    refused = service.emails_release(ALICE, ids[5])["failed"][ids[5]]
+    assert "release limit reached: 5 per hour" in refused
+    assert service.emails_release(ROOT, ids[5])["done"] == [ids[5]]  # root is not limited
+    service.accounts_edit(ROOT, "alice", releases_limit="6")  # applies at once
+    assert service.emails_release(ALICE, ids[6])["done"] == [ids[6]]
+    assert service.emails_release(ALICE, ids[7])["failed"]
+    clock.advance(hours=1, seconds=1)
+    assert service.emails_release(ALICE, ids[7])["done"] == [ids[7]]
+
+
+def test_release_hook_for_auto_release(qapp, sink):
+    held = hold(qapp, reasons=("ratelimit",))
+    assert ie_release(qapp, held, "ratelimit") is True
+    assert sink.wait_for(1)[0].data.startswith(b"X-IE-Released: by=ratelimit ")
+    assert ie_release(qapp, held, "ratelimit") is False  # gone
+
+
+def test_release_and_delete_train_the_classifier(make_app, db_url, sink):
+    learned: list[tuple[bytes, bool]] = []
+
+    class Learner:
+        from ie_core import hookimpl
+
+        @hookimpl
+        def ie_learn(self, app, raw, spam):
+            learned.append((raw, spam))
+
+    app = make_app(db_url=db_url, plugins=[("learner", Learner())],
+                   **{"filter.reinject": f"127.0.0.1:{sink.port}"})
+    svc = QuarantineService(app)
+    a, b = hold(app, raw=message(marker="A")), hold(app, raw=message(marker="B"))
+    c = hold(app, raw=message(marker="C"), reasons=("ratelimit",))
+    svc.emails_release(ROOT, a)
+    svc.emails_remove(ROOT, b, spam=True)
+    svc.emails_release(ROOT, c)  # held for the send limit: nothing to learn from it
+    svc.close()
+    assert learned == [(message(marker="A"), False), (message(marker="B"), True)]
+
+
+def test_remove_and_purge(qapp, service):
+    a, b, c = hold(qapp), hold(qapp), hold(qapp, account="bob")
+    assert service.emails_remove(ALICE, a) == {"done": [a], "failed": {}}
+    assert not (qapp.data_dir / "quarantine" / a).exists()
+    assert events(qapp, "deleted") == [{"id": a, "account": "alice", "actor": "alice"}]
+    assert service.accounts_remove(ROOT, "alice") == {"deleted": 1}
+    assert not (qapp.data_dir / "quarantine" / b).exists()
+    assert [i["email_id"] for i in service.emails_list(ROOT)["items"]] == [c]
+    assert [i["name"] for i in service.accounts_list(ROOT)["items"]] == ["bob"]
+    with pytest.raises(NotFound):
+        service.accounts_remove(ROOT, "alice")
+
+
+def test_blocking_an_account_holds_its_mail_and_emits_an_event(qapp, service):
+    [stage] = [s for s in qapp.stages(Direction.OUTGOING) if s.name == "blocked"]
+    ctx = MessageContext(direction=Direction.OUTGOING, raw=message(), mail_from="a@b",
+                         rcpt_tos=["c@d"], received_at=qapp.clock.now())
+    ctx.identity.account = "alice"
+    assert stage.run(ctx) is None
+    service.accounts_edit(ROOT, "alice", state="block")
+    finding = stage.run(ctx)
+    assert finding and finding.reason == "blocked" and finding.action is Action.QUARANTINE
+    assert events(qapp, "account_blocked") == [{"account": "alice", "actor": "root"}]
+    assert service.accounts_list(ROOT)["items"][0]["state"] == "block"
+    service.accounts_edit(ROOT, "alice", state="active")
+    assert stage.run(ctx) is None
+    assert "blocked" not in [s.name for s in qapp.stages(Direction.INCOMING)]
+
+
+def test_sweeper_removes_only_old_orphans(qapp):
+    import os
+    import time
+
+    held = hold(qapp)
+    qdir = qapp.data_dir / "quarantine"
+    orphan, fresh = qdir / str(uuid.uuid4()), qdir / str(uuid.uuid4())
+    orphan.write_bytes(b"left by a crash")
+    fresh.write_bytes(b"being held right now")
+    (qdir / ".tmp-123").write_bytes(b"half written")
+    (qdir / "README").write_bytes(b"not ours")
+    old = time.time() - 7200
+    for p in (orphan, qdir / ".tmp-123", qdir / "README", qdir / held):
+        os.utime(p, (old, old))
+    assert sorted(sweep(qapp)) == sorted([orphan.name, ".tmp-123"])
+    assert (qdir / held).exists() and fresh.exists() and (qdir / "README").exists()
+
+
+def test_migration_downgrades_and_upgrades(qapp):
+    hold(qapp)
+    migrate.downgrade(qapp.db, "quarantine@-1")
+    assert "0002_quarantine" not in migrate.current_heads(qapp.db)
+    migrate.upgrade(qapp.db)
+    assert "0002_quarantine" in migrate.current_heads(qapp.db)
+    with qapp.db.session() as s:
+        assert s.scalars(select(HeldMessage)).all() == []

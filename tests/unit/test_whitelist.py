@@ -1,0 +1,154 @@
+"""Whitelists: strict parsing, lookups with subdomains, the bypass stage, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ie_cli.main import ie_cli
+from ie_core import Action, Direction, InvalidInput, MessageContext
+from ie_core.processor import analyse
+from ie_plugins.whitelist import store
+from ie_plugins.whitelist.addresses import parse_entry
+from tests.fixtures.daemon import write_config
+
+CLI = str(Path(sys.executable).parent / "ie-cli")
+BAD = ["a@@b", "exa mple.com", "a" * 300 + ".com", "x@" + "a" * 300 + ".com", "",
+       "@example.com", "bob@", "bob", "-bad.example.com", "a..b@example.com",
+       "example.c", "bob@exa_mple.com"]
+
+
+@pytest.mark.parametrize("text", BAD)
+@pytest.mark.parametrize("kind", ["authuser", "sender", "recipient"])
+def test_invalid_values_are_refused(kind, text):
+    with pytest.raises(InvalidInput):
+        parse_entry(kind, text)
+
+
+def test_values_are_normalised():
+    assert parse_entry("sender", "Bob@Example.COM.") == "bob@example.com"
+    assert parse_entry("sender", "Example.COM") == "example.com"
+    assert parse_entry("recipient", "bücher.de") == "xn--bcher-kva.de"
+    with pytest.raises(InvalidInput, match="email addresses only"):
+        parse_entry("authuser", "example.com")
+
+
+def test_domains_cover_subdomains_but_not_lookalikes(make_app, db_url):
+    app = make_app(db_url=db_url)
+    store.add(app, "sender", ["example.com", "carol@other.org"])
+    assert app.hooks.is_whitelisted(app, "sender", "bob@example.com")
+    assert app.hooks.is_whitelisted(app, "sender", "BOB@mail.Example.com")
+    assert app.hooks.is_whitelisted(app, "sender", "mail.example.com")
+    assert not app.hooks.is_whitelisted(app, "sender", "bob@badexample.com")
+    assert not app.hooks.is_whitelisted(app, "sender", "bob@example.com.evil.net")
+    assert app.hooks.is_whitelisted(app, "sender", "carol@other.org")
+    assert not app.hooks.is_whitelisted(app, "sender", "dave@other.org")
+    assert not app.hooks.is_whitelisted(app, "recipient", "bob@example.com")
+
+
+def _ctx(mail_from: str, raw: bytes = b"Subject: x\r\n\r\nbody\r\n") -> MessageContext:
+    return MessageContext(direction=Direction.OUTGOING, raw=raw, mail_from=mail_from,
+                          rcpt_tos=["r@example.org"], received_at=None)  # type: ignore
+
+
+def test_stage_ends_the_pipeline_for_whitelisted_senders(make_app, clock):
+    seen = []
+
+    class Later:
+        @staticmethod
+        def ie_stages(app):
+            from ie_core import Finding, Stage
+
+            def run(ctx):
+                seen.append(ctx.mail_from)
+                return Finding(stage="spamcheck", reason="spam", action=Action.QUARANTINE)
+            return [Stage(name="spamcheck", run=run, priority=400)]
+
+    from ie_core import hookimpl
+    Later.ie_stages = hookimpl(Later.ie_stages)
+    app = make_app(plugins=[("later", Later)],
+                   **{"pipeline.outgoing": ["whitelist", "spamcheck"]})
+    store.add(app, "sender", ["example.com"])
+    store.add(app, "authuser", ["auth@hosted.net"])
+    ctx = _ctx("bob@sub.example.com")
+    ctx.received_at = clock.now()
+    verdict = analyse(app, ctx)
+    assert verdict.action is Action.DELIVER
+    assert verdict.findings[0].stage == "whitelist" and verdict.findings[0].final
+    assert ctx.data["whitelist"] == {"list": "sender", "entry": "example.com"}
+    assert seen == []
+    authed = _ctx("anything@elsewhere.org", b"Received: from x (Authenticated sender: "
+                                            b"auth@hosted.net) by y; now\r\n\r\nb\r\n")
+    authed.received_at = clock.now()
+    assert analyse(app, authed).action is Action.DELIVER
+    other = _ctx("bob@other.org")
+    other.received_at = clock.now()
+    assert analyse(app, other).action is Action.QUARANTINE
+    assert seen == ["bob@other.org"]
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _cli(cfg: Path, *args: str, real: bool = False) -> Run:
+    """ie-cli in this process (CliRunner), or with ``real`` the installed console script."""
+    if real:
+        p = subprocess.run([CLI, "--config", str(cfg), *args], capture_output=True,
+                           text=True, timeout=60)
+        return Run(p.returncode, p.stdout, p.stderr)
+    res = CliRunner().invoke(ie_cli, ["--config", str(cfg), *args])
+    return Run(res.exit_code, res.stdout, res.stderr)
+
+
+@pytest.fixture
+def cli_config(make_app, db_url, tmp_path):
+    app = make_app(db_url=db_url)
+    cfg = write_config(tmp_path / "cli.toml", {"ie.data_dir": str(tmp_path / "data"),
+                                               "ie.database_url": app.config.database_url})
+    return cfg, app
+
+
+def test_cli_add_list_remove(cli_config):
+    cfg, app = cli_config
+    r = _cli(cfg, "whitelist", "sender", "add", "Example.com", "bob@other.org", real=True)
+    assert r.returncode == 0, r.stderr
+    assert "not filtered" in r.stderr
+    r = _cli(cfg, "whitelist", "sender", "list", "--json", real=True)
+    assert json.loads(r.stdout) == {"success": True, "emails": ["bob@other.org"],
+                                    "domains": ["example.com"]}
+    text = _cli(cfg, "whitelist", "sender", "list").stdout
+    assert text.splitlines() == ["EMAILS", "bob@other.org", "", "DOMAINS", "example.com"]
+    r = _cli(cfg, "whitelist", "authuser", "add", "u@example.com")
+    assert r.returncode == 0 and "not filtered" not in r.stderr
+    assert _cli(cfg, "whitelist", "sender", "remove", "example.com").returncode == 0
+    assert store.entries(app, "sender") == ["bob@other.org"]
+    assert store.entries(app, "authuser") == ["u@example.com"]
+
+
+@pytest.mark.parametrize("args", [
+    ("sender", "add", "good.example.com", "a@@b"),
+    ("sender", "add", "exa mple.com"),
+    ("recipient", "add", "a" * 300 + ".com"),
+    ("authuser", "add", "example.com"),
+    ("sender", "remove", "kept.example.com", "absent.example.com"),
+    ("sender", "add", "alice"),
+])
+def test_cli_bad_input_is_one_line_and_changes_nothing(cli_config, args):
+    cfg, app = cli_config
+    store.add(app, "sender", ["kept.example.com"])
+    r = _cli(cfg, "whitelist", *args, real="a@@b" in args)
+    assert r.returncode != 0
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.startswith("ie-cli: error: ")
+    for kind in ("authuser", "sender", "recipient"):
+        assert store.entries(app, kind) == (["kept.example.com"] if kind == "sender" else [])
