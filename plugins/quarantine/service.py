@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from ie_core import App, InvalidInput, NotFound, PermissionDenied
 from ie_core.account_options import AccountOption
 from ie_core.events import ACCOUNT_BLOCKED, emit
+from ie_core.identity import valid_account
 
 from . import actions
 from .hold import blob_store
@@ -40,7 +41,6 @@ from .models import ACCOUNT_STATES, BLOCK, HeldMessage, QuarantineAccount
 from .view import details, item
 
 ROOT = "root"
-_ACCOUNT = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$", re.IGNORECASE)
 _SINCE = re.compile(r"^(\d{1,9})([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_LIST = 1000
@@ -60,10 +60,6 @@ class Caller:
 
 
 # -- input checks ---------------------------------------------------------------------
-def valid_account(name: str) -> bool:
-    return bool(_ACCOUNT.match(name)) and ".." not in name
-
-
 def account_name(value: Any) -> str:
     if not isinstance(value, str) or not valid_account(value):
         raise InvalidInput(f"invalid account name: {str(value)[:80]!r}")
@@ -256,11 +252,14 @@ class QuarantineService:
 
     def accounts_edit(self, caller: Caller, name: Any, state: Any = None, limit: Any = None,
                       releases_limit: Any = None, options: Any = None) -> dict[str, Any]:
-        """Change state and limits, and the switches other plugins declare (``options``,
-        checked against their ``AccountOption`` choices)."""
-        self._require_root(caller)
+        """Change state and limits (root), and the switches other plugins declare
+        (``options``, checked against their choices; an owner may set these for its own
+        account, like the incoming opt-out)."""
         account = account_name(name)
         chosen = self._account_options(options or {})
+        if state is not None or limit is not None or releases_limit is not None or not chosen:
+            self._require_root(caller)
+        self._scope(caller, account)
         if state is not None and state not in ACCOUNT_STATES:
             raise InvalidInput(f"--state takes {' or '.join(ACCOUNT_STATES)}, "
                                f"not {str(state)[:40]!r}")

@@ -118,3 +118,12 @@ def test_each_user_sees_only_its_own_mail(run_daemon, sink, tmp_path, public_dir
     assert as_bob.json("emails", "list")["max_count"] == 1
     [acct] = as_bob.json("accounts", "list")["items"]
     assert acct["name"] == bob
+
+    # The owner's own switches (incoming opt-out): its own account only, nothing else.
+    assert as_bob("accounts", "edit", "-a", bob, "--incoming", "off").stdout == b"OK\n"
+    assert as_bob.json("accounts", "list")["items"][0]["incoming"] == "off"
+    out = as_bob("accounts", "edit", "-a", alice, "--incoming", "off", check=False)
+    assert out.returncode == 1 and "only act on your own account" in out.stderr.decode()
+    out = as_bob("accounts", "edit", "-a", bob, "--incoming", "on", "--state", "active",
+                 check=False)
+    assert out.returncode == 1 and "only root" in out.stderr.decode()
