@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
@@ -119,7 +119,19 @@ class Hooks:
         return [o for opts in self.pm.hook.ie_account_options() for o in opts]
 
     def status(self, app: App) -> list[StatusItem]:
-        return [s for items in self.pm.hook.ie_status(app=app) for s in items]
+        """Every plugin's items; a plugin that raises (say, the database is down) becomes
+        one failing item, so the others are still shown."""
+        from ie_core.status import StatusItem
+
+        found: list[StatusItem] = []
+        for impl in self.pm.hook.ie_status.get_hookimpls():
+            try:
+                items = cast("Sequence[StatusItem]", impl.function(app=app) or ())
+                found.extend(items)
+            except Exception as err:
+                detail = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+                found.append(StatusItem(f"{impl.plugin_name} status", False, detail))
+        return found
 
     def startup(self, app: App) -> None:
         self.pm.hook.ie_startup(app=app)

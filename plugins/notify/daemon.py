@@ -1,0 +1,46 @@
+"""``ie-notifyd``: the notification service (catches up from the outbox on start)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from ie_core import IeError, create_app
+from ie_core.db import migrate
+from ie_plugins.notify.service import Notifier
+
+log = logging.getLogger("ie.notify")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ie-notifyd", description=__doc__)
+    parser.add_argument("--config", help="configuration file (default /etc/ie/ie.toml)")
+    parser.add_argument("--once", action="store_true",
+                        help="do one round (events, due digests, sending) and exit")
+    args = parser.parse_args(argv)
+    try:
+        app = create_app(args.config)
+        logging.basicConfig(stream=sys.stderr, level=app.config.get("ie.log_level").upper(),
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        migrate.check(app.db)
+        notifier = Notifier(app)
+    except (IeError, OSError) as err:
+        print(f"ie-notifyd: {err}", file=sys.stderr)
+        return 2
+    try:
+        if args.once:
+            report = notifier.run_once()
+            notifier.delivery.close()
+            return 0 if not report.deferred and not report.failed else 1
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: notifier.stop())
+        notifier.serve()
+        return 0
+    finally:
+        app.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

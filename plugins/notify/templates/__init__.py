@@ -1,0 +1,1 @@
+"""Shipped notification templates (package data, found by the Jinja2 PackageLoader)."""
