@@ -57,11 +57,13 @@ class IeGroup(click.Group):
         return cmd
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("standalone_mode", True)
+        kwargs.pop("standalone_mode", None)
         try:
-            return super().main(*args, **{**kwargs, "standalone_mode": False})
+            # Not standalone: click then returns (rather than raises) a command's exit code
+            # and leaves every exception to us.
+            code = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
         except click.exceptions.Exit as e:
-            sys.exit(e.exit_code)
+            code = e.exit_code
         except click.Abort:
             _error(self.name, "aborted")
         except click.ClickException as e:
@@ -79,7 +81,7 @@ class IeGroup(click.Group):
             if os.environ.get("IE_DEBUG"):
                 raise
             _error(self.name, f"internal error: {type(e).__name__}: {e}")
-        return None
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _error(prog: str | None, message: str) -> None:

@@ -1,0 +1,181 @@
+"""Postfix: an after-queue content filter set per service in master.cf.
+
+- Outgoing services (``submission``, ``submissions``/``smtps``, ``pickup`` for local
+  ``sendmail``) get ``-o content_filter=ie_filter:[ie's outgoing listener]``.
+- Incoming services (``smtp``) get the incoming listener, and a SASL-authenticated client
+  there is sent to the outgoing listener instead (``check_sasl_access`` with ``FILTER``).
+- Every wired smtpd writes ``(Authenticated sender: USER)`` into its own Received line
+  (``smtpd_sasl_authenticated_header=yes``); pickup writes ``(Postfix, from userid N)``.
+  ie reads only the topmost Received line, which the client cannot write.
+- A reinjection listener (``filter.reinject``) with ``content_filter=`` so mail coming back
+  from ie is not filtered again, open to loopback only.
+
+main.cf is only read (``postconf``), never edited: every change is an ie-filter region in
+master.cf, whose ``-o`` options win over main.cf.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ie_core import App
+
+from . import managed
+from .wiring import (
+    CheckFailed,
+    Conflict,
+    listen_addresses,
+    read_text,
+    render_lines,
+    run,
+    summarise,
+    templates,
+)
+
+TRANSPORT = "ie_filter"
+POSTFIX = "/usr/sbin/postfix"
+POSTCONF = "/usr/sbin/postconf"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One master.cf entry: its first line and the last of its continuation lines."""
+
+    name: str
+    type: str
+    command: str
+    first: int
+    last: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.type}"
+
+
+def services(lines: list[str]) -> list[Service]:
+    found: list[Service] = []
+    current: list[object] | None = None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if line[0] in " \t":
+            if current is not None:
+                current[4] = i
+            continue
+        if current is not None:
+            found.append(Service(*current))  # type: ignore[arg-type]
+        fields = stripped.split()
+        command = fields[7] if len(fields) > 7 else ""
+        current = [fields[0], fields[1] if len(fields) > 1 else "", command, i, i]
+    if current is not None:
+        found.append(Service(*current))  # type: ignore[arg-type]
+    return found
+
+
+def _options(lines: list[str], svc: Service) -> dict[str, str]:
+    """``-o name=value`` options of one entry (the ``-o { name = value }`` form too)."""
+    text = " ".join(line.strip() for line in lines[svc.first:svc.last + 1]
+                    if not line.strip().startswith("#"))
+    opts = {}
+    for m in re.finditer(r"-o\s+(?:\{\s*([\w]+)\s*=\s*([^}]*)\}|([\w]+)=(\S*))", text):
+        name = m.group(1) or m.group(3)
+        opts[name] = (m.group(2) if m.group(1) else m.group(4)).strip()
+    return opts
+
+
+class PostfixWiring:
+    name = "postfix"
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.dir = Path(app.config.get("mta.postfix_dir"))
+        self.master = self.dir / "master.cf"
+
+    def installed(self) -> bool:
+        return self.master.exists()
+
+    def wired_files(self) -> list[Path]:
+        return [self.master]
+
+    def extra_files(self) -> list[Path]:
+        return []
+
+    def postconf(self, name: str) -> str:
+        code, out = run([POSTCONF, "-c", str(self.dir), "-h", name])
+        if code != 0:
+            raise Conflict(f"postconf -c {self.dir} failed: {summarise(out)}")
+        lines = [line for line in out.splitlines() if "warning:" not in line]
+        return lines[-1].strip() if lines else ""
+
+    def plan(self) -> dict[Path, str]:
+        if not self.master.exists():
+            raise Conflict(f"{self.master} does not exist (is Postfix installed? "
+                           "set mta.postfix_dir)")
+        if header := self.app.config.get("identity.auth_header"):
+            raise Conflict(f"identity.auth_header is set to {header!r}, but Postfix reports "
+                           "the user in its Received line and does not strip that header: "
+                           "empty it in ie's configuration")
+        if existing := self.postconf("content_filter"):
+            raise Conflict(f"main.cf already sets content_filter = {existing}; ie does not "
+                           "chain content filters")
+        current = read_text(self.master)
+        wanted = self.wire(managed.strip(current), self.postconf("smtpd_end_of_data_restrictions"))
+        return {} if wanted == current else {self.master: wanted}
+
+    def wire(self, text: str, end_of_data: str) -> str:
+        if text and not text.endswith("\n"):
+            raise Conflict(f"{self.master} does not end with a newline: add one first")
+        addr = listen_addresses(self.app)
+        filter_for = {d: f"[{addr[d][0]}]:{addr[d][1]}" for d in ("outgoing", "incoming")}
+        reinject = sorted({f"{h}:{p}" for k, (h, p) in addr.items() if "reinject" in k})
+        outgoing = set(self.app.config.get("mta.postfix_outgoing_services"))
+        incoming = set(self.app.config.get("mta.postfix_incoming_services"))
+        env = templates(self.app)
+        lines = text.splitlines(keepends=True)
+        regions: dict[int, str] = {}
+        for svc in services(lines):
+            if svc.name in (TRANSPORT, *reinject):
+                raise Conflict(f"master.cf already defines a service {svc.name} ({svc.type}) "
+                               "that ie needs for itself")
+            direction = ("outgoing" if svc.key in outgoing else
+                         "incoming" if svc.key in incoming else None)
+            if direction is None:
+                continue
+            if other := _options(lines, svc).get("content_filter"):
+                raise Conflict(f"master.cf service {svc.key} already has content_filter="
+                               f"{other}; ie does not chain content filters")
+            regions[svc.last] = managed.region(render_lines(
+                env, "postfix_service.j2", transport=TRANSPORT, filter_for=filter_for,
+                direction=direction, smtpd=svc.command == "smtpd", end_of_data=end_of_data),
+                indent="  ")
+        if not regions:
+            raise Conflict("none of the services in mta.postfix_outgoing_services or "
+                           "mta.postfix_incoming_services is defined in master.cf")
+        out = []
+        for i, line in enumerate(lines):
+            out.append(line)
+            if i in regions:
+                out.append(regions[i])
+        block = render_lines(env, "postfix_master.cf.j2", transport=TRANSPORT,
+                             maxproc=self.app.config.get("filter.max_concurrent"),
+                             reinject=reinject)
+        return managed.append("".join(out), block)
+
+    def check(self) -> None:
+        code, out = run([POSTFIX, "-c", str(self.dir), "check"])
+        if code != 0:
+            raise CheckFailed(f"postfix check: {summarise(out)}")
+
+    def running(self) -> bool:
+        return run([POSTFIX, "-c", str(self.dir), "status"])[0] == 0
+
+    def reload(self) -> str:
+        if not self.running():
+            return "Postfix is not running; it reads the new configuration when it starts"
+        code, out = run([POSTFIX, "-c", str(self.dir), "reload"])
+        if code != 0:
+            raise CheckFailed(f"postfix reload: {summarise(out)}")
+        return "Postfix reloaded"

@@ -1,0 +1,68 @@
+"""ie's own services: systemd units on systemd hosts, instructions elsewhere."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ie_core import App
+from ie_core.config import DEFAULT_CONFIG_PATH
+
+from .files import atomic_write
+from .wiring import run, summarise, templates
+
+SYSTEMD_RUNNING = Path("/run/systemd/system")
+SYSTEMCTL = "systemctl"
+NOT_SYSTEMD = ("this host does not run systemd: start ie yourself, e.g. "
+               "'ie-filterd --config {config} &' from your init system "
+               "(see docs/operations.md, 'Hosts without systemd')")
+
+
+def bindir() -> Path:
+    """Where ie's console scripts are (the same environment as this program)."""
+    return Path(sys.executable).parent
+
+
+def daemons() -> list[str]:
+    """ie's long-running programs installed here (the notifier only when it exists)."""
+    return [name for name in ("ie-filterd", "ie-notifyd") if (bindir() / name).exists()]
+
+
+def render_units(app: App) -> dict[str, str]:
+    env = templates(app)
+    config = app.config.path or DEFAULT_CONFIG_PATH
+    values = {"bindir": bindir(), "config": config,
+              "stop_timeout": int(app.config.get("filter.shutdown_grace")) + 15,
+              "docs": "/usr/share/doc/ie/operations.md"}
+    return {f"{name}.service": env.get_template(f"{name}.service.j2").render(**values)
+            for name in daemons()}
+
+
+def systemd_host() -> bool:
+    return SYSTEMD_RUNNING.is_dir()
+
+
+def install(app: App) -> str:
+    """Write the units, reload systemd, enable and start (or restart) ie's services."""
+    if not systemd_host():
+        return NOT_SYSTEMD.format(config=app.config.path or DEFAULT_CONFIG_PATH)
+    unit_dir = Path(app.config.get("mta.systemd_unit_dir"))
+    units = render_units(app)
+    for name, text in units.items():
+        atomic_write(unit_dir / name, text.encode())
+    for args in (["daemon-reload"], ["enable", "--now", *units],
+                 ["reload-or-restart", *units]):
+        code, out = run([SYSTEMCTL, *args])
+        if code != 0:
+            return f"systemctl {' '.join(args)} failed: {summarise(out)}"
+    return "services enabled and started: " + ", ".join(units)
+
+
+def stop(app: App) -> str:
+    if not systemd_host():
+        return "this host does not run systemd: stop ie-filterd yourself (SIGTERM)"
+    units = [f"{name}.service" for name in daemons()]
+    code, out = run([SYSTEMCTL, "disable", "--now", *units])
+    if code != 0:
+        return f"systemctl disable --now failed: {summarise(out)}"
+    return "services stopped and disabled: " + ", ".join(units)

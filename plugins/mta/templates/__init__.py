@@ -1,0 +1,1 @@
+"""Jinja2 templates for the MTA snippets and systemd units (a package so they ship)."""

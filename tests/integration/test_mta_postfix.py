@@ -1,0 +1,277 @@
+"""ie-config enable/disable on a real, private Postfix, and mail through it end to end.
+
+Postfix relays to an aiosmtpd sink standing for the Internet (``relayhost``) and mail for
+example.test to a second sink standing for the mailboxes; SASL comes from a private
+Dovecot; ie-filterd runs as a subprocess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, delete, select
+from sqlalchemy.orm import Session
+
+from ie_core.db.models import MessageLog
+from tests.fixtures.daemon import DaemonProcess
+from tests.fixtures.dovecot import Dovecot, require_dovecot
+from tests.fixtures.mta import (
+    check_limit_holds_the_excess,
+    held_ids,
+    ie_config,
+    message,
+    quiet_plugins,
+    release,
+    wait_until,
+)
+from tests.fixtures.postfix import PrivatePostfix, require_postfix
+from tests.fixtures.sink import Sink
+from tests.fixtures.winexec_messages import mail, pe_file
+
+GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+pytestmark = pytest.mark.mta
+ALICE = ("alice@example.test", "secret")
+
+
+class Stack:
+    def __init__(self, tmp: Path) -> None:
+        require_postfix()
+        require_dovecot()
+        self.internet, self.mailbox = Sink(), Sink()
+        self.dovecot = Dovecot(["alice@example.test", "bob@example.test"])
+        self.postfix = PrivatePostfix(self.internet.port, self.mailbox.port,
+                                      self.dovecot.conf_d)
+        self.ie = DaemonProcess(tmp, {**self.postfix.ie_settings(), **quiet_plugins(tmp)})
+        self.config = self.ie.config
+        self.internet.start()
+        self.mailbox.start()
+        self.dovecot.start()
+
+    def close(self) -> None:
+        self.ie.stop()
+        self.postfix.cleanup()
+        self.dovecot.stop()
+        self.internet.stop()
+        self.mailbox.stop()
+
+    def engine(self) -> Engine:
+        return create_engine(f"sqlite:///{self.config.parent / 'ie-data' / 'ie.db'}")
+
+    def log_rows(self) -> list[MessageLog]:
+        engine = self.engine()
+        try:
+            with Session(engine) as s:
+                return list(s.scalars(select(MessageLog).order_by(MessageLog.received_at)))
+        finally:
+            engine.dispose()
+
+    def reset(self) -> None:
+        """Forget earlier tests' mail (sinks and message log)."""
+        for sink in (self.internet, self.mailbox):
+            with sink.handler.lock:
+                sink.handler.messages.clear()
+        engine = self.engine()
+        with engine.begin() as conn:
+            conn.execute(delete(MessageLog))
+        engine.dispose()
+
+
+@contextmanager
+def new_stack(tmp: Path) -> Iterator[Stack]:
+    st = Stack(tmp)
+    try:
+        yield st
+    finally:
+        st.close()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with new_stack(tmp_path) as st:
+        yield st
+
+
+@pytest.fixture(scope="module")
+def wired(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Wired with ie-config enable, Postfix and ie-filterd running (shared by the tests
+    that only send mail)."""
+    with new_stack(tmp_path_factory.mktemp("postfix-e2e")) as st:
+        done = ie_config(st.config, "enable", "--mta", "postfix")
+        assert done.returncode == 0, done.stderr
+        st.postfix.start()
+        st.postfix.wait_listening(st.postfix.reinject_port)
+        st.ie.start()
+        yield st
+
+
+@pytest.fixture
+def running(wired: Stack) -> Stack:
+    if wired.ie.proc is None or wired.ie.proc.poll() is not None:
+        wired.ie.start(init_db=False)
+    wired.postfix.wait_queue_empty()
+    wired.reset()
+    return wired
+
+
+def test_submission_reaches_the_internet_with_our_headers_and_the_sasl_user(running):
+    running.postfix.submit(message("hello"), ["carol@example.org"], "alice@example.test",
+                           login=ALICE)
+    [got] = running.internet.wait_for(1, timeout=20)
+    assert got.rcpt_tos == ["carol@example.org"]
+    assert b"X-IE-Filter-Action: deliver" in got.data
+    assert got.data.count(b"X-IE-Filter-Id:") == 1  # filtered once, not again on reinjection
+    [row] = running.log_rows()
+    assert (row.direction, row.sender_email, row.outcome) == (
+        "outgoing", "alice@example.test", "delivered")
+
+
+def test_a_client_cannot_forge_the_identity(running):
+    forged = message("forged", extra=(
+        b"Received: from x (x [10.0.0.1]) (Authenticated sender: mallory@example.test)\r\n"
+        b"\tby mx.example.test (Postfix) with ESMTPSA id 4AAAAAAAAA;\r\n"
+        b"X-IE-Auth-User: mallory@example.test\r\n"))
+    running.postfix.submit(forged, ["carol@example.org"], "alice@example.test", login=ALICE,
+                           helo="(Authenticated sender: mallory@example.test)")
+    running.postfix.receive(forged, ["bob@example.test"], "mallory@example.test")
+    running.internet.wait_for(1, timeout=20)
+    running.mailbox.wait_for(1, timeout=20)
+    rows = {r.direction: r for r in running.log_rows()}
+    assert rows["outgoing"].sender_email == "alice@example.test"
+    assert rows["incoming"].sender_email == "mallory@example.test"  # the envelope, nothing more
+    [got] = running.internet.messages
+    assert b"X-IE-Auth-User" not in got.data
+    assert b"from ?Authenticated?sender:?mallory" in got.data  # the HELO did arrive, defused
+
+
+def test_port_25_goes_to_the_incoming_listener_local_sendmail_to_the_outgoing(running):
+    running.postfix.receive(message("in"), ["bob@example.test"])
+    running.postfix.sendmail(message("local"), ["carol@example.org"])
+    running.mailbox.wait_for(1, timeout=20)
+    running.internet.wait_for(1, timeout=20)
+    rows = running.log_rows()
+    assert sorted(r.direction for r in rows) == ["incoming", "outgoing"]
+    [local] = [r for r in rows if r.direction == "outgoing"]
+    assert local.rcpt_tos == ["carol@example.org"]
+
+
+def test_an_authenticated_client_on_port_25_is_outgoing(running):
+    running.postfix.receive(message("auth on 25"), ["carol@example.org"],
+                            "alice@example.test", login=ALICE)
+    running.internet.wait_for(1, timeout=20)
+    [row] = running.log_rows()
+    assert (row.direction, row.sender_email) == ("outgoing", "alice@example.test")
+
+
+def test_no_loss_while_ie_is_down(running):
+    running.ie.stop()
+    for i in range(20):
+        running.postfix.submit(message(f"n{i}"), ["carol@example.org"], "alice@example.test",
+                               login=ALICE)
+    assert len(running.postfix.queue()) == 20  # deferred: the filter refused the connection
+    assert running.internet.messages == []
+    running.ie.start(init_db=False)
+    running.postfix.flush()
+    running.postfix.wait_queue_empty()
+    got = running.internet.wait_for(20, timeout=30)
+    subjects = sorted(m.data.split(b"Subject: ")[1].split(b"\r\n")[0] for m in got)
+    assert subjects == sorted(f"n{i}".encode() for i in range(20))  # all, none twice
+
+
+def test_enable_twice_then_disable_is_byte_identical(stack):
+    original = stack.postfix.snapshot()
+    stack.postfix.start()
+    first = ie_config(stack.config, "enable", "--mta", "postfix", "--json")
+    assert first.returncode == 0, first.stderr
+    wired = stack.postfix.snapshot()
+    assert wired != original
+    stack.postfix.wait_listening(stack.postfix.reinject_port)  # reloaded, not restarted
+    second = ie_config(stack.config, "enable", "--json")
+    assert second.returncode == 0, second.stderr
+    assert '"changed": []' in second.stdout
+    assert stack.postfix.snapshot() == wired
+    off = ie_config(stack.config, "disable")
+    assert off.returncode == 0, off.stderr
+    assert stack.postfix.snapshot() == original
+    backups = list((stack.config.parent / "ie-data" / "mta-backups" / "postfix").iterdir())
+    assert sorted(b.read_bytes() for b in backups) == sorted(
+        [original["master.cf"], wired["master.cf"]])
+
+
+def test_a_broken_template_rolls_back_with_postfix_message(stack, tmp_path):
+    original = stack.postfix.snapshot()
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    good = Path(__import__("ie_plugins.mta", fromlist=["x"]).__file__).parent / "templates"
+    text = (good / "postfix_master.cf.j2").read_text()
+    (templates / "postfix_master.cf.j2").write_text(
+        text.replace("unix  -       -       n", "unix  -       -       maybe", 1))
+    stack.config.write_text(stack.config.read_text().replace(
+        "[mta]\n", f'[mta]\ntemplate_dir = "{templates}"\n'))
+    done = ie_config(stack.config, "enable", "--mta", "postfix")
+    assert done.returncode == 1
+    assert "rolled back" in done.stderr and 'invalid chroot field "maybe"' in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert stack.postfix.snapshot() == original
+
+
+def test_status_names_each_failure(stack):
+    def status() -> tuple[int, dict[str, bool]]:
+        done = ie_config(stack.config, "status", "--json")
+        import json
+
+        data = json.loads(done.stdout)
+        return done.returncode, {i["name"]: i["ok"] for i in data["items"]}
+
+    assert ie_config(stack.config, "db", "upgrade").returncode == 0
+    code, items = status()
+    assert code == 1 and not items["MTA wired in"] and not items["listener outgoing_listen"]
+    assert ie_config(stack.config, "enable", "--mta", "postfix").returncode == 0
+    stack.postfix.start()
+    stack.ie.start()
+    code, items = status()
+    bad = [name for name, ok in items.items() if not ok]
+    assert code == 0, bad
+    stack.ie.stop()
+    code, items = status()
+    assert code == 1 and not items["listener outgoing_listen"] and items["MTA wired in"]
+    assert "FAIL listener outgoing_listen" in ie_config(stack.config, "status").stdout
+    dead_db = stack.config.parent / "dead-db.toml"
+    dead_db.write_text(stack.config.read_text().replace(
+        "[ie]\n", '[ie]\ndatabase_url = "postgresql+psycopg://postgres@127.0.0.1:1/ie"\n'))
+    done = ie_config(dead_db, "status")
+    assert done.returncode == 1, done.stderr
+    assert "FAIL database:" in done.stdout and "OK   MTA wired in" in done.stdout
+    assert ie_config(stack.config, "disable").returncode == 0
+    code, items = status()
+    assert code == 1 and not items["MTA wired in"]
+
+
+def test_gtube_and_exe_are_held_and_a_release_is_not_filtered_again(running):
+    """Needs the classify, winexec and quarantine plugins."""
+    gtube = message("gtube", body=GTUBE + b"\r\n")
+    exe = mail(("setup.exe", pe_file(), "application/octet-stream"))
+    for raw in (gtube, exe):
+        running.postfix.submit(raw, ["carol@example.org"], "alice@example.test", login=ALICE)
+    assert wait_until(lambda: len(running.log_rows()) == 2)
+    assert sorted(r.reasons[0] for r in running.log_rows()) == ["spam", "winexec"]
+    assert all(r.outcome.startswith("held:") for r in running.log_rows())
+    assert running.internet.messages == []
+    gtube_row = next(r for r in running.log_rows() if r.reasons == ["spam"])
+    held = gtube_row.outcome.split(":", 1)[1]
+    assert held in held_ids(running.config)
+    done = release(running.config, held)
+    assert done.returncode == 0, done.stderr
+    [got] = running.internet.wait_for(1, timeout=20)
+    assert b"X-IE-Released:" in got.data and GTUBE in got.data
+    assert b"X-IE-Filter-Id" not in got.data  # went past the filter, not through it again
+    assert held not in held_ids(running.config)
+
+
+def test_an_account_over_its_limit_is_held_and_a_release_is_not_held_again(running):
+    """Needs the ratelimit, accounts and quarantine plugins."""
+    check_limit_holds_the_excess(running, lambda raw: running.postfix.submit(
+        raw, ["carol@example.org"], "alice@example.test", login=ALICE))
