@@ -105,6 +105,26 @@ def emails_show(email_id: str, account: str | None, raw: bool, as_json: bool) ->
     emit(data, as_json, text)
 
 
+@emails.command("history")
+@_ACCOUNT
+@click.option("--since", help="only what left in the last 100s, 5m, 1h, 5d ...")
+@click.option("--limit", default="25", show_default=True, help="how many to show")
+@click.option("--offset", default="0", show_default=True, help="how many to skip")
+@_JSON
+def emails_history(account: str | None, since: str | None, limit: str, offset: str,
+                   as_json: bool) -> None:
+    """Messages that left the quarantine: released, deleted or evicted, by whom and when."""
+    data = call("emails.history", account=account, since=since, limit=limit, offset=offset)
+
+    def text() -> str:
+        return "\n".join(
+            f"{i['date']} {i['action']} by={printable(i['actor'])} id={i['email_id']} "
+            f"account={printable(i['account_name'])} from=<{printable(i['sender'])}> "
+            f"subject={printable(i['subject'])!r}" for i in data["items"])
+
+    emit(data, as_json, text)
+
+
 def _report(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit(data, True, str)

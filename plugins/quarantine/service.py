@@ -37,7 +37,7 @@ from .limits import (
     lock_account,
     used_bytes,
 )
-from .models import ACCOUNT_STATES, BLOCK, HeldMessage, QuarantineAccount
+from .models import ACCOUNT_STATES, BLOCK, HeldMessage, QuarantineAccount, QuarantineLog
 from .view import details, item
 
 ROOT = "root"
@@ -164,6 +164,28 @@ class QuarantineService:
                              .order_by(HeldMessage.received_at.desc(), HeldMessage.id)
                              .limit(n).offset(skip)).all()
         return {"items": [item(r) for r in rows], "max_count": int(total or 0)}
+
+    def emails_history(self, caller: Caller, account: Any = None, since: Any = None,
+                       limit: Any = 25, offset: Any = 0) -> dict[str, Any]:
+        """Messages that left the quarantine (released, deleted, evicted): who, when."""
+        scope = self._scope(caller, account)
+        where = []
+        if scope is not None:
+            where.append(QuarantineLog.account == scope)
+        if since is not None:
+            where.append(QuarantineLog.at >= self.app.clock.now() - parse_since(since))
+        n = count(limit, "--limit", minimum=1, maximum=MAX_LIST)
+        skip = count(offset, "--offset")
+        with self.app.db.session() as s:
+            total = s.scalar(select(func.count()).select_from(QuarantineLog).where(*where))
+            rows = s.scalars(select(QuarantineLog).where(*where)
+                             .order_by(QuarantineLog.at.desc(), QuarantineLog.id.desc())
+                             .limit(n).offset(skip)).all()
+        items = [{"email_id": r.message_id, "account_name": r.account, "action": r.action,
+                  "actor": r.actor, "date": r.at.isoformat(), "sender": r.mail_from,
+                  "recipients": list(r.rcpt_tos), "subject": r.subject,
+                  "reasons": list(r.reasons), "size_bytes": r.size} for r in rows]
+        return {"items": items, "max_count": int(total or 0)}
 
     def emails_show(self, caller: Caller, id: Any, account: Any = None,
                     raw: bool = False) -> dict[str, Any]:
@@ -349,6 +371,7 @@ OPERATIONS: dict[str, tuple[str, frozenset[str]]] = {
     "emails.list": ("emails_list", frozenset({"account", "since", "limit", "offset", "reason",
                                               "sender"})),
     "emails.show": ("emails_show", frozenset({"id", "account", "raw"})),
+    "emails.history": ("emails_history", frozenset({"account", "since", "limit", "offset"})),
     "emails.release": ("emails_release", frozenset({"ids", "account"})),
     "emails.remove": ("emails_remove", frozenset({"ids", "account", "spam"})),
     "accounts.list": ("accounts_list", frozenset({"name"})),

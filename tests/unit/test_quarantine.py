@@ -348,3 +348,19 @@ def test_migration_downgrades_and_upgrades(qapp):
     assert "0002_quarantine" in migrate.current_heads(qapp.db)
     with qapp.db.session() as s:
         assert s.scalars(select(HeldMessage)).all() == []
+
+
+def test_history_shows_who_took_what_out_and_when(qapp, service, clock):
+    a, b, c = hold(qapp), hold(qapp), hold(qapp, account="bob")
+    service.emails_release(ALICE, a)
+    clock.advance(minutes=5)
+    service.emails_remove(ROOT, b)
+    service.emails_remove(ROOT, c)
+    mine = service.emails_history(ALICE)
+    assert [(i["email_id"], i["action"], i["actor"]) for i in mine["items"]] == [
+        (b, "deleted", "root"), (a, "released", "alice")]
+    assert mine["items"][1]["recipients"] == ["bob@example.org", "hidden@example.net"]
+    assert service.emails_history(ROOT)["max_count"] == 3
+    assert [i["email_id"] for i in service.emails_history(ROOT, since="4m")["items"]] == [c, b]
+    with pytest.raises(PermissionDenied):
+        service.emails_history(ALICE, account="bob")
