@@ -1,20 +1,25 @@
 """Incoming filtering end to end: real Postfix -> ie-filterd -> Postfix -> Dovecot LMTP ->
 Sieve, checked over IMAP; learning from Junk moves through IMAPSieve.
 
-The junk verdict here comes from a small stage (``spam-marker``) so these tests pin the
-routing contract: any finding with action JUNK for incoming mail sends it to Junk.  The
-real classifier is exercised in ``test_incoming_classifier.py``.
+The verdicts come from the real ``classify`` stage: GTUBE is spam whatever the backend
+says, and the built-in classifier is trained in each test that needs it with
+``ie-cli learn`` on 150 ham and 150 spam of the development corpus (``IE_CORPUS``, else
+``../shared/corpus`` next to the repository).  The corpus messages sent through the stack
+are never among the trained ones.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +28,45 @@ from click.testing import CliRunner
 
 from ie_cli.config_main import ie_config
 from ie_cli.main import ie_cli
-from ie_core import Action, Direction, Finding, ManualClock, MessageContext, Stage, hookimpl
+from ie_core import ManualClock
 from tests.fixtures.dovecot import Dovecot, require_dovecot
 from tests.fixtures.postfix_incoming import IncomingPostfix, require_postfix
 from tests.fixtures.sink import free_port
 
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@other.test"
-SPAM_MARK = b"MARKER-SPAM-7c1f"
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+CORPUS = Path(os.environ.get("IE_CORPUS",
+                             Path(__file__).resolve().parents[2].parent / "shared" / "corpus"))
+TRAIN = 150  # of each label: past bayes.min_ham/min_spam (100), learned in about a second
+STRIDE = 4  # message i of a label is trained when i % STRIDE == 0 (and i < STRIDE * TRAIN)
+UNSEEN = 1  # the corpus messages sent through the stack: index UNSEEN, never trained
+SCORE_SHIFT = 5.0  # points one learned report moves its own message's score, at least
 
 
-@dataclass
-class SpamMarker:
-    """Junks incoming mail that carries SPAM_MARK; records what it is asked to learn."""
+@cache
+def corpus_files(label: str) -> tuple[Path, ...]:
+    folder = CORPUS / label
+    if not folder.is_dir():
+        pytest.fail(f"labelled corpus not found at {CORPUS} (set IE_CORPUS)")
+    return tuple(sorted(folder.glob("*.eml")))
 
-    learned: list[tuple[bool, bytes]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _check(self, ctx: MessageContext) -> Finding | None:
-        if SPAM_MARK in ctx.raw:
-            return Finding("spam-marker", reason="spam", score=10.0, action=Action.JUNK)
-        return None
+def training_files(label: str) -> list[str]:
+    return [str(p) for p in corpus_files(label)[::STRIDE][:TRAIN]]
 
-    @hookimpl
-    def ie_stages(self, app: Any) -> list[Stage]:
-        return [Stage("spam-marker", self._check, frozenset({Direction.INCOMING}), 400)]
 
-    @hookimpl
-    def ie_learn(self, app: Any, raw: bytes, spam: bool) -> None:
-        with self.lock:
-            self.learned.append((spam, raw))
+def corpus_message(label: str, subject: str, extra: str = "") -> bytes:
+    """The unseen corpus message of ``label`` as a sender would submit it: without the mbox
+    ``From `` line, with ``subject`` (to find it over IMAP) and ``extra`` headers on top,
+    CRLF line ends."""
+    raw = corpus_files(label)[UNSEEN].read_bytes().replace(b"\r\n", b"\n")
+    if raw.startswith(b"From "):
+        raw = raw.split(b"\n", 1)[1]
+    head, sep, body = raw.partition(b"\n\n")
+    head = re.sub(rb"(?im)^subject:.*\n(?:[ \t].*\n)*", b"", head + b"\n")
+    raw = extra.replace("\r\n", "\n").encode() + b"Subject: " + subject.encode() + b"\n" \
+        + head + b"\n" + body
+    return raw.replace(b"\n", b"\r\n")
 
 
 def message(subject: str, body: str = "Hello, see you tomorrow.", extra: str = "") -> bytes:
@@ -60,13 +75,16 @@ def message(subject: str, body: str = "Hello, see you tomorrow.", extra: str = "
             f"{extra}\r\n{body}\r\n").encode()
 
 
+def gtube(subject: str) -> bytes:
+    return message(subject, f"This is the GTUBE, the\r\n{GTUBE}")
+
+
 @dataclass
 class Stack:
     dovecot: Dovecot
     postfix: IncomingPostfix
     config: Path
-    marker: SpamMarker
-    app: Any
+    tmp: Path
 
     def cli(self, *args: str) -> str:
         result = CliRunner().invoke(ie_cli, ["--config", str(self.config), *args])
@@ -77,6 +95,40 @@ class Stack:
         result = CliRunner().invoke(ie_config, ["--config", str(self.config), *args])
         assert result.exit_code == 0, result.output
         return result.output
+
+    def train(self) -> None:
+        for label in ("ham", "spam"):
+            out = json.loads(self.cli("learn", label, "--json", *training_files(label)))
+            assert (out["messages"], out["failed"]) == (TRAIN, 0), out
+        assert self.classifier_counts() == (TRAIN, TRAIN)
+
+    def classifier_counts(self) -> tuple[int, int]:
+        """(ham, spam) messages the built-in classifier has learned."""
+        builtin = json.loads(self.cli("classifier", "stats", "--json"))["backends"]["builtin"]
+        return builtin["ham_messages"], builtin["spam_messages"]
+
+    def wait_counts(self, expected: tuple[int, int], timeout: float = 10) -> None:
+        """Wait until the daemon drained the learn spool into the classifier."""
+        deadline = time.monotonic() + timeout
+        while (counts := self.classifier_counts()) != expected:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"classifier learned (ham, spam) = {counts}, expected "
+                                     f"{expected}; spool: {self.spool_files()}")
+            time.sleep(0.1)
+
+    def spool_files(self) -> list[str]:
+        spool = self.dovecot.root / "spool"
+        return sorted(str(p.relative_to(spool)) for p in spool.rglob("*") if p.is_file())
+
+    def score(self, raw: bytes, rcpt: str = ALICE) -> float:
+        """The classify stage's score for ``raw`` (``ie-cli check``, nothing delivered)."""
+        path = self.tmp / "check.eml"
+        path.write_bytes(raw)
+        out = json.loads(self.cli("check", "--direction", "incoming", "--rcpt", rcpt,
+                                  "--json", str(path)))
+        scores = [f["score"] for f in out["findings"] if f["stage"] == "classify"]
+        assert len(scores) == 1, out
+        return float(scores[0])
 
     def send(self, raw: bytes, *rcpts: str) -> None:
         self.postfix.send(raw, list(rcpts))
@@ -96,8 +148,12 @@ def stack(run_daemon: Callable[..., Any], tmp_path: Path, clock: ManualClock) ->
     require_postfix()
     dovecot = Dovecot([ALICE, BOB, CAROL]).start()
     filter_port = free_port()
-    postfix = IncomingPostfix(filter_port, dovecot.lmtp_port,
-                              ["example.test", "other.test"]).start()
+    try:
+        postfix = IncomingPostfix(filter_port, dovecot.lmtp_port,
+                                  ["example.test", "other.test"]).start()
+    except BaseException:
+        dovecot.stop()
+        raise
     try:
         config = tmp_path / "ie.toml"
         config.write_text(
@@ -105,11 +161,10 @@ def stack(run_daemon: Callable[..., Any], tmp_path: Path, clock: ManualClock) ->
             f'[incoming]\ndovecot_config = "{dovecot.config}"\n'
             f'dovecot_conf_d = "{dovecot.conf_d}"\nsieve_dir = "{dovecot.root}/sieve"\n'
             f'learn_spool = "{dovecot.root}/spool"\nlearn_interval = 0.1\n')
-        marker = SpamMarker()
-        daemon = run_daemon(plugins=[("spam-marker", marker)], config=config, **{
+        run_daemon(config=config, **{
             "filter.incoming_listen": f"127.0.0.1:{filter_port}",
             "filter.incoming_reinject": postfix.reinject})
-        yield Stack(dovecot, postfix, config, marker, daemon.app)
+        yield Stack(dovecot, postfix, config, tmp_path)
     finally:
         postfix.stop()
         dovecot.stop()
@@ -123,35 +178,44 @@ def test_junk_routing_per_recipient_whitelist_forgery_and_stats(stack: Stack) ->
     stack.cli("domains", "set", "other.test", "beta")
     stack.cli("accounts", "edit", "-a", "beta", "--incoming", "off")
     stack.cli("whitelist", "recipient", "add", BOB)
+    stack.train()
 
-    stack.send(message("spam one", SPAM_MARK.decode()), ALICE)
-    stack.send(message("ham one"), ALICE)
-    stack.send(message("forged ham", extra="X-Spam: Yes\r\nX-Spam-Flag: YES\r\n"
-                                           "X-IE-Junk: all\r\n"), ALICE)
-    stack.send(message("spam shared", SPAM_MARK.decode()), ALICE, CAROL)
-    stack.send(message("spam to bob", SPAM_MARK.decode()), BOB)
+    stack.send(gtube("gtube one"), ALICE)
+    stack.send(corpus_message("spam", "corpus spam"), ALICE)
+    stack.send(corpus_message("ham", "corpus ham"), ALICE)
+    stack.send(corpus_message("ham", "forged ham", extra="X-Spam: Yes\r\nX-Spam-Flag: YES\r\n"
+                                                         "X-IE-Junk: all\r\n"), ALICE)
+    stack.send(corpus_message("spam", "spam shared"), ALICE, CAROL)
+    stack.send(gtube("gtube to carol"), CAROL)
+    stack.send(gtube("gtube to bob"), BOB)
+    stack.send(corpus_message("spam", "spam to bob"), BOB)
 
-    stack.wait(ALICE, "Junk", "spam one")
-    stack.wait(ALICE, "INBOX", "ham one")
+    stack.wait(ALICE, "Junk", "gtube one")
+    stack.wait(ALICE, "Junk", "corpus spam")
+    stack.wait(ALICE, "INBOX", "corpus ham")
     stack.wait(ALICE, "INBOX", "forged ham")
     stack.wait(ALICE, "Junk", "spam shared")
     stack.wait(CAROL, "INBOX", "spam shared")  # beta opted out: not in Junk for carol
-    stack.wait(BOB, "INBOX", "spam to bob")  # whitelisted recipient
-    assert sorted(stack.dovecot.subjects(ALICE, "Junk")) == ["spam one", "spam shared"]
+    stack.wait(CAROL, "INBOX", "gtube to carol")
+    stack.wait(BOB, "INBOX", "gtube to bob")  # whitelisted recipient
+    stack.wait(BOB, "INBOX", "spam to bob")
+    assert sorted(stack.dovecot.subjects(ALICE, "Junk")) == [
+        "corpus spam", "gtube one", "spam shared"]
+    assert sorted(stack.dovecot.subjects(ALICE, "INBOX")) == ["corpus ham", "forged ham"]
     assert stack.dovecot.subjects(CAROL, "Junk") == []
     assert stack.dovecot.subjects(BOB, "Junk") == []
 
-    import json
-
     rows = json.loads(stack.cli("stats", "incoming", "--json"))["items"]
     by_account = {r["account"]: r for r in rows}
-    # acme: spam one, spam shared (junk); ham one, forged ham (legit); spam to bob only
-    # reached a whitelisted recipient (unfiltered).  beta: spam shared, opted out.
-    assert by_account["acme"]["spam"] == 2
-    assert by_account["acme"]["legitimate"] == 2
-    assert by_account["acme"]["unfiltered"] == 1
-    assert (by_account["beta"]["spam"], by_account["beta"]["unfiltered"]) == (0, 1)
-    assert stack.cli("stats", "incoming", "--account", "beta").count("unfiltered=1") == 1
+    assert len(rows) == 2, rows  # one day, two accounts
+    # acme: gtube one, corpus spam, spam shared (junk); corpus ham, forged ham (legit);
+    # gtube to bob and spam to bob only reached a whitelisted recipient (unfiltered).
+    # beta: spam shared and gtube to carol, opted out.
+    assert {k: by_account["acme"][k] for k in ("spam", "legitimate", "unfiltered")} == {
+        "spam": 3, "legitimate": 2, "unfiltered": 2}
+    assert {k: by_account["beta"][k] for k in ("spam", "legitimate", "unfiltered")} == {
+        "spam": 0, "legitimate": 0, "unfiltered": 2}
+    assert stack.cli("stats", "incoming", "--account", "beta").count("unfiltered=2") == 1
 
     stack.config_cmd("disable-incoming", "--purge")
     assert stack.dovecot.doveconf() == before
@@ -159,54 +223,65 @@ def test_junk_routing_per_recipient_whitelist_forgery_and_stats(stack: Stack) ->
 
 def test_incoming_off_delivers_everything_to_inbox(stack: Stack) -> None:
     stack.config_cmd("enable-incoming")
-    stack.send(message("spam while on", SPAM_MARK.decode()), ALICE)
+    stack.train()
+    stack.send(corpus_message("spam", "spam while on"), ALICE)
     stack.wait(ALICE, "Junk", "spam while on")
     stack.config_cmd("disable-incoming")
     time.sleep(2.1)  # the daemon caches run-time settings for up to 2 seconds
-    stack.send(message("spam while off", SPAM_MARK.decode()), ALICE)
-    stack.send(message("ham while off"), ALICE)
+    stack.send(gtube("gtube while off"), ALICE)
+    stack.send(corpus_message("spam", "spam while off"), ALICE)
+    stack.send(corpus_message("ham", "ham while off"), ALICE)
+    stack.wait(ALICE, "INBOX", "gtube while off")
     stack.wait(ALICE, "INBOX", "spam while off")
     stack.wait(ALICE, "INBOX", "ham while off")
     assert stack.dovecot.subjects(ALICE, "Junk") == ["spam while on"]
 
 
-def _wait_learned(marker: SpamMarker, count: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while len(marker.learned) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+def _move(imap: Any, mailbox: str, subject: str, target: str) -> None:
+    """MOVE the message with ``subject`` from ``mailbox`` to ``target``; learning is only
+    queued by the move, so it returns at once."""
+    typ, _ = imap.select(mailbox)
+    assert typ == "OK"
+    _, data = imap.uid("SEARCH", "SUBJECT", f'"{subject}"')
+    uids = data[0].split()
+    assert len(uids) == 1, (mailbox, subject, data)
+    started = time.monotonic()
+    typ, _ = imap.uid("MOVE", uids[0], target)
+    assert typ == "OK"
+    assert time.monotonic() - started < 2
 
 
 def test_imapsieve_moves_train_spam_and_ham_not_trash(stack: Stack) -> None:
     stack.config_cmd("enable-incoming")
-    stack.send(message("looks fine"), ALICE)
-    stack.send(message("was spam", SPAM_MARK.decode()), ALICE)
+    stack.train()
+    ham, spam = corpus_message("ham", "looks fine"), corpus_message("spam", "was spam")
+    stack.send(ham, ALICE)
+    stack.send(spam, ALICE)
     stack.wait(ALICE, "INBOX", "looks fine")
     stack.wait(ALICE, "Junk", "was spam")
+    ham_score, spam_score = stack.score(ham), stack.score(spam)
+    assert ham_score < 5 <= spam_score
+
     imap = stack.dovecot.imap(ALICE)
     try:
-        imap.select("INBOX")
-        _, data = imap.uid("SEARCH", "ALL")
-        started = time.monotonic()
-        typ, _ = imap.uid("MOVE", data[0].split()[0], "Junk")
+        _move(imap, "INBOX", "looks fine", "Junk")  # the user says: this is spam
+        stack.wait_counts((TRAIN, TRAIN + 1))
+        assert stack.score(ham) > ham_score + SCORE_SHIFT
+
+        _move(imap, "Junk", "was spam", "INBOX")  # the user says: this is not spam
+        stack.wait_counts((TRAIN + 1, TRAIN + 1))
+        assert stack.score(spam) < spam_score - SCORE_SHIFT
+
+        _move(imap, "Junk", "looks fine", "Trash")  # deleting says nothing
+        # A report is queued inside the IMAP command, so once a later report is learned an
+        # earlier one would have been too: append one message into Junk and wait for it.
+        typ, _ = imap.append("Junk", "", None, message("appended spam"))
         assert typ == "OK"
-        assert time.monotonic() - started < 2  # learning is queued, not done in the MOVE
-        _wait_learned(stack.marker, 1)
-        assert [(s, b"looks fine" in raw) for s, raw in stack.marker.learned] == [(True, True)]
-
-        imap.select("Junk")
-        _, data = imap.uid("SEARCH", "SUBJECT", '"was spam"')
-        imap.uid("MOVE", data[0].split()[0], "INBOX")
-        _wait_learned(stack.marker, 2)
-        assert stack.marker.learned[1][0] is False
-        assert b"was spam" in stack.marker.learned[1][1]
-
-        _, data = imap.uid("SEARCH", "SUBJECT", '"looks fine"')
-        imap.uid("MOVE", data[0].split()[0], "Trash")
-        time.sleep(1.0)
-        assert len(stack.marker.learned) == 2  # Junk -> Trash trains nothing
+        stack.wait_counts((TRAIN + 1, TRAIN + 2))
     finally:
         imap.logout()
     assert stack.dovecot.subjects(ALICE, "Trash") == ["looks fine"]
+    assert stack.spool_files() == []
 
 
 def test_enable_twice_is_byte_identical_and_scripts_compile(stack: Stack) -> None:
