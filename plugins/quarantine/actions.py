@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, or_, select, update
 
-from ie_core import App
+from ie_core import App, rawheaders
 from ie_core.events import DELETED as DELETED_EVENT
 from ie_core.events import RELEASED as RELEASED_EVENT
 from ie_core.events import emit
@@ -26,7 +26,7 @@ from .models import DELETED, HELD, RELEASED, RELEASING, HeldMessage, log_entry
 
 log = logging.getLogger("ie.quarantine")
 
-RELEASE_HEADER = b"X-IE-Released"
+RELEASE_HEADER = "X-IE-Released"
 # A claim older than this is taken to belong to a release that died half-way.
 STALE_CLAIM = timedelta(minutes=15)
 
@@ -53,11 +53,8 @@ def make_reinjector(app: App) -> Reinjector:
 
 def release_header(raw: bytes, actor: str, at: str, held_id: str) -> bytes:
     """The original bytes with one header on top recording the release."""
-    nl = raw.find(b"\n")
-    eol = b"\r\n" if nl > 0 and raw[nl - 1:nl] == b"\r" else b"\n"
     safe_actor = "".join(c for c in actor if c.isalnum() or c in "._-@")[:64] or "-"
-    value = f"by={safe_actor} at={at} id={held_id}".encode("ascii")
-    return RELEASE_HEADER + b": " + value + eol + raw
+    return rawheaders.prepend(raw, [(RELEASE_HEADER, f"by={safe_actor} at={at} id={held_id}")])
 
 
 def release(app: App, reinjector: Reinjector, held_id: str, actor: str,
