@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import click
+from sqlalchemy import func, select
 
 from ie_core import (
     Action,
@@ -23,10 +24,11 @@ from ie_core import (
     Finding,
     MessageContext,
     Stage,
+    StatusItem,
     Verdict,
     hookimpl,
 )
-from ie_core.runtime import RuntimeSetting
+from ie_core.runtime import RuntimeSetting, current
 
 from . import counter
 from .autorelease import AUTO_RELEASE, AutoReleaser
@@ -128,6 +130,22 @@ def ie_shutdown(app: App) -> None:
     worker = _workers.pop(id(app), None)
     if worker is not None:
         worker.stop()
+
+
+@hookimpl
+def ie_status(app: App) -> Sequence[StatusItem]:
+    """Informational only: whether held mail goes out by itself once limits allow."""
+    try:
+        on = bool(current(app, AUTO_RELEASE))
+        with app.db.session() as s:
+            waiting = s.scalar(select(func.count()).select_from(RateHeld)
+                               .where(RateHeld.state == WAITING)) or 0
+    except Exception as err:  # the database item reports why
+        return [StatusItem("send limits auto-release", False,
+                           f"unknown ({type(err).__name__})", required=False)]
+    return [StatusItem("send limits auto-release", True,
+                       f"{'on' if on else 'off'}; {waiting} message(s) held for the send limit",
+                       required=False)]
 
 
 @hookimpl

@@ -76,7 +76,7 @@ def test_unsure_before_the_minimum_delivers_with_its_score(run_daemon, sink):
 class DownBackend:
     name = "down"
 
-    def classify(self, raw: bytes):
+    def classify(self, raw: bytes, envelope: object = None):
         raise ClassifierUnavailable("connection refused")
 
     def learn(self, raw: bytes, spam: bool) -> None:

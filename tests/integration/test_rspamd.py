@@ -3,13 +3,14 @@ rspamd as the classify stage's backend through the real filter daemon and quaran
 
 from __future__ import annotations
 
+import email
 import re
 import smtplib
 import time
 
 import pytest
 
-from ie_core.classifier import ClassifierUnavailable
+from ie_core.classifier import ClassifierUnavailable, Envelope
 from ie_plugins.rspamd import RspamdClassifier
 from tests.fixtures.classifier_messages import gtube, ham, spam
 from tests.fixtures.netdaemon import ScriptedServer
@@ -47,9 +48,36 @@ def test_ham_scores_low(backend: RspamdClassifier) -> None:
 def test_envelope_reaches_rspamd(backend: RspamdClassifier) -> None:
     raw = ham()
     assert "FORGED_SENDER" not in backend.classify(raw).extra["symbols"]
-    result = backend.classify(raw, mail_from="mallory@evil.test", rcpts=["bob@example.org"],
-                              ip="192.0.2.7", queue_id="4XyZ1abc", user="alice")
+    result = backend.classify(raw, Envelope("mallory@evil.test", ("bob@example.org",),
+                                            "192.0.2.7", "4XyZ1abc", "alice"))
     assert "FORGED_SENDER" in result.extra["symbols"]  # envelope sender != From header
+
+
+def test_null_sender_is_sent_as_empty_path(backend: RspamdClassifier) -> None:
+    result = backend.classify(ham(), Envelope("", ("bob@example.org",)))
+    assert result.label == "ham"
+    assert "FORGED_SENDER" not in result.extra["symbols"]
+
+
+def test_check_pings_rspamd(backend: RspamdClassifier,
+                            rspamd_daemon: RspamdDaemon) -> None:  # noqa: F811
+    assert backend.check(3.0) == rspamd_daemon.address
+    no_controller = RspamdClassifier(rspamd_daemon.address, f"127.0.0.1:{free_port()}")
+    assert "learning will fail" in no_controller.check(3.0)  # scoring still works
+    closed = f"127.0.0.1:{free_port()}"
+    with pytest.raises(ClassifierUnavailable, match=closed):
+        RspamdClassifier(closed, rspamd_daemon.controller).check(3.0)
+
+
+def test_check_of_a_hung_rspamd_gives_up_within_its_timeout() -> None:
+    hung = ScriptedServer(reply=None)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ClassifierUnavailable):
+            RspamdClassifier(hung.address, hung.address, timeout=10.0).check(0.5)
+        assert time.monotonic() - started < 2.0
+    finally:
+        hung.close()
 
 
 def test_learning_is_forwarded(backend: RspamdClassifier,
@@ -186,3 +214,44 @@ def test_rspamd_down_is_a_tempfail_for_outgoing_mail(run_daemon, sink) -> None:
     code, reply = send(d.outgoing_port, ham())
     assert code == 451, reply
     assert sink.messages == []
+
+
+# rspamd logs one line per scanned message with the envelope it was given
+AUTHENTICATED = (b"Received: from client.example.net (client.example.net [192.0.2.7])\r\n"
+                 b"\t(Authenticated sender: alice@example.com)\r\n"
+                 b"\tby mx.example.com (Postfix) with ESMTPSA id 4XyZ1abcDE;\r\n"
+                 b"\tMon, 2 Jun 2025 10:00:00 +0000\r\n")
+
+
+def rspamd_log_line(daemon: RspamdDaemon, message_id: str,  # noqa: F811
+                    timeout: float = 5.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        log = (daemon.workdir / "rspamd.log").read_text(errors="replace")
+        found = [line for line in log.splitlines()
+                 if "rspamd_task_write_log" in line and f"id: <{message_id}>" in line]
+        if found or time.monotonic() > deadline:
+            assert found, f"rspamd logged no scan of <{message_id}>"
+            return found[-1]
+        time.sleep(0.1)
+
+
+def test_the_daemon_gives_rspamd_the_envelope(daemon, sink,
+                                              rspamd_daemon: RspamdDaemon) -> None:  # noqa: F811
+    raw = AUTHENTICATED + ham()
+    message_id = email.message_from_bytes(raw)["Message-ID"].strip("<>")
+    with smtplib.SMTP("127.0.0.1", daemon.outgoing_port, timeout=30) as s:
+        s.ehlo()
+        s.mail("mallory@evil.test")
+        s.rcpt("bob@example.org")
+        s.rcpt("carol@example.net")
+        code, reply = s.data(raw)
+    assert code == 250, reply
+    sink.wait_for(1)
+    line = rspamd_log_line(rspamd_daemon, message_id)
+    assert "qid: <4XyZ1abcDE>" in line
+    assert "ip: 127.0.0.1," in line  # who handed it to ie: here the test, normally the MTA
+    assert "user: alice@example.com," in line  # vouched for by the MTA's Received line
+    assert "from: <mallory@evil.test>" in line
+    assert "rcpts: <bob@example.org,carol@example.net>" in line
+    assert "FORGED_SENDER(" in line  # envelope sender differs from the From header

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from ie_core import Action, Direction, MessageContext, hookimpl
-from ie_core.classifier import Classification, ClassifierUnavailable
+from ie_core.classifier import Classification, ClassifierUnavailable, Envelope
 from ie_core.processor import analyse
 
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
@@ -23,8 +23,10 @@ class FixedBackend:
     label: str = "ham"
     down: bool = False
     learned: list[tuple[bytes, bool]] = field(default_factory=list)
+    envelopes: list[Envelope | None] = field(default_factory=list)
 
-    def classify(self, raw: bytes) -> Classification:
+    def classify(self, raw: bytes, envelope: Envelope | None = None) -> Classification:
+        self.envelopes.append(envelope)
         if self.down:
             raise ClassifierUnavailable("connection refused")
         return Classification(self.score, self.label, "test")
@@ -140,3 +142,22 @@ def test_learn_hook_trains_each_configured_backend_once(make_app):
                     **{"classify.outgoing_backend": "same", "classify.incoming_backend": "same"})
     app2.hooks.learn(app2, b"Subject: x\r\n\r\ny\r\n", False)
     assert same.learned == [(b"Subject: x\r\n\r\ny\r\n", False)]
+
+
+def test_the_backend_gets_the_envelope(make_app):
+    backend = FixedBackend()
+    app = make(make_app, backend)
+    raw = (b"Received: from client.example.net (client.example.net [192.0.2.7])\r\n"
+           b"\t(Authenticated sender: alice@example.com)\r\n"
+           b"\tby mx.example.com (Postfix) with ESMTPSA id 4XyZ1abcDE;\r\n"
+           b"\tMon, 2 Jun 2025 10:00:00 +0000\r\n"
+           b"Subject: hi\r\n\r\nhello\r\n")
+    ctx = MessageContext(direction=Direction.OUTGOING, raw=raw, mail_from="",
+                         rcpt_tos=["b@example.org", "c@example.net"],
+                         received_at=app.clock.now(), queue_id="4XyZ1abcDE",
+                         peer="127.0.0.1", dry_run=True)
+    analyse(app, ctx)
+    assert backend.envelopes == [Envelope(mail_from="", rcpt_tos=("b@example.org",
+                                                                  "c@example.net"),
+                                          client_ip="127.0.0.1", queue_id="4XyZ1abcDE",
+                                          auth_user="alice@example.com")]
