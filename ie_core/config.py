@@ -64,6 +64,9 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
               "reply before answering 451."),
     ConfigKey("filter", "reinject_idle", float, 30.0, "Seconds an idle reinjection connection "
               "is kept open for reuse."),
+    ConfigKey("filter", "reinject_max_per_connection", int, 10, "Messages one reinjection "
+              "connection carries before it is closed (0: no limit). Exim queues every "
+              "message past smtp_accept_queue_per_connection (10) on one connection."),
     ConfigKey("filter", "max_message_size", int, 52428800, "Largest message accepted, in bytes; "
               "larger ones get 552 5.3.4."),
     ConfigKey("filter", "max_concurrent", int, 20, "Messages processed at once per listener "

@@ -48,8 +48,10 @@ class FilterDaemon:
 
     def _reinjector(self, setting: str) -> Reinjector:
         host, port = parse_hostport(self.app.config.get(setting), setting)
-        r = Reinjector(host, port, timeout=self.app.config.get("filter.reinject_timeout"),
-                       idle=self.app.config.get("filter.reinject_idle"), helo=self.app.hostname)
+        config = self.app.config
+        r = Reinjector(host, port, timeout=config.get("filter.reinject_timeout"),
+                       idle=config.get("filter.reinject_idle"), helo=self.app.hostname,
+                       max_per_connection=config.get("filter.reinject_max_per_connection"))
         self._reinjectors.append(r)
         return r
 

@@ -1,5 +1,10 @@
 """Reinjection into the MTA over SMTP, with timeouts and connection reuse.
 
+A connection carries at most ``max_per_connection`` messages and is then closed: MTAs
+treat a long-lived connection with many messages differently (Exim queues every message
+after the 10th on one connection, ``smtp_accept_queue_per_connection``, instead of
+delivering it at once).
+
 All calls block and run in worker threads.  Every failure becomes a :class:`Reply`
 carrying the code the MTA should see: the downstream's own 4xx/5xx when it answered,
 ``451 4.4.x`` when it could not be reached, hung or broke the connection.
@@ -65,6 +70,7 @@ class Downstream:
 
     def __init__(self, host: str, port: int, timeout: float, helo: str) -> None:
         self.created = self.last_used = time.monotonic()
+        self.sent = 0  # messages the MTA accepted on this connection
         self._smtp = smtplib.SMTP(timeout=timeout, local_hostname=helo)
         try:
             self._call(lambda: self._smtp.connect(host, port))
@@ -128,9 +134,7 @@ class Downstream:
                 text = err.smtp_error
                 return Reply(err.smtp_code, text.decode("utf-8", "replace")
                              if isinstance(text, bytes) else text)
-        result: Reply = self._call(send)
-        self.last_used = time.monotonic()
-        return result
+        return self._done(self._call(send))
 
     def _data_with_commit(self, message: bytes, commit: Callable[[], None]) -> Reply:
         reply: Reply = self._call(lambda: self._reply(self._smtp.docmd("DATA")))
@@ -149,9 +153,13 @@ class Downstream:
         def finish() -> Reply:
             self._smtp.send(b".\r\n")
             return self._reply(self._smtp.getreply())
-        result: Reply = self._call(finish)
+        return self._done(self._call(finish))
+
+    def _done(self, reply: Reply) -> Reply:
         self.last_used = time.monotonic()
-        return result
+        if reply.ok:
+            self.sent += 1
+        return reply
 
     def rset(self) -> bool:
         try:
@@ -173,12 +181,16 @@ class Downstream:
 
 
 class Reinjector:
-    """A pool of :class:`Downstream` connections to one MTA port."""
+    """A pool of :class:`Downstream` connections to one MTA port.
+
+    ``max_per_connection``: messages one connection carries before it is closed
+    (0: no limit)."""
 
     def __init__(self, host: str, port: int, *, timeout: float, idle: float, helo: str,
-                 max_idle_connections: int = 8) -> None:
+                 max_idle_connections: int = 8, max_per_connection: int = 10) -> None:
         self.host, self.port = host, port
         self.timeout, self.idle, self.helo = timeout, idle, helo
+        self.max_per_connection = max_per_connection
         self._pool: list[Downstream] = []
         self._lock = threading.Lock()
         self._max_idle = max_idle_connections
@@ -195,8 +207,10 @@ class Reinjector:
             conn.close()
 
     def release(self, conn: Downstream, reusable: bool = True) -> None:
-        """Give a connection back after a finished transaction (or RSET it first)."""
-        if reusable:
+        """Give a connection back after a finished transaction (or RSET it first); it is
+        closed instead when it is not reusable or has carried ``max_per_connection``."""
+        if reusable and not (self.max_per_connection
+                             and conn.sent >= self.max_per_connection):
             with self._lock:
                 if len(self._pool) < self._max_idle:
                     self._pool.append(conn)

@@ -8,8 +8,8 @@
   received there *from loopback* counts as scanned and skips ie's routers (the check
   uses ``$received_port`` and ``$sender_host_address``, both kept in the spool), so it is
   routed normally; anything else arriving there is filtered like any other mail.
-  ``smtp_accept_queue_per_connection = 0`` is added unless set: ie reuses its reinjection
-  connections, and past 10 messages on one Exim would only queue them.
+  Exim queues every message past the 10th on one connection; ie closes a reinjection
+  connection after ``filter.reinject_max_per_connection`` messages (10 by default).
 - The transports remove the identity header (``identity.auth_header``, by default
   ``X-IE-Auth-User``) and add it from ``$authenticated_id``; enable writes that key into
   ie's configuration file when it is not set there.
@@ -43,7 +43,6 @@ DEFAULT_HEADER = "X-IE-Auth-User"
 DEFAULT_PID_FILE = "/run/exim4/exim.pid"
 _BEGIN = re.compile(r"^\s*begin\s+(\w+)\s*$")
 _PORTS = re.compile(r"^\s*daemon_smtp_ports?\s*=\s*(.*?)\s*$")
-_QUEUE_PER_CONNECTION = re.compile(r"^\s*smtp_accept_queue_per_connection\s*=")
 _RCPT_ACL = re.compile(r"^\s*acl_smtp_rcpt\s*=\s*(\S+)\s*$")
 _LOCAL_DOMAINS = re.compile(r"^\s*domainlist\s+local_domains\s*=", re.M)
 _IDENTITY = re.compile(r"^\s*\[\s*identity\s*\]\s*$")
@@ -106,11 +105,6 @@ class EximWiring:
         not_scanned = (f"or{{ {{!forany{{{ports}}}{{eq{{$received_port}}{{$item}}}}}} "
                        "{!eq{$sender_host_address}{127.0.0.1}} }")
         edits: dict[int, tuple[bool, str]] = {}  # line -> (replace it?, region)
-        main_lines = ["daemon_smtp_ports = {ports}"]
-        if not any(_QUEUE_PER_CONNECTION.match(line) for line in lines[:main_end]):
-            # ie keeps reinjection connections open; past 10 messages on one connection
-            # Exim would queue the rest until the next queue run
-            main_lines.append("smtp_accept_queue_per_connection = 0")
         ports_line = next((i for i in range(main_end) if _PORTS.match(lines[i])), None)
         if ports_line is None:
             current_ports = "smtp"
@@ -124,7 +118,7 @@ class EximWiring:
         listed = [x.strip() for x in current_ports.split(":")]
         wanted_ports = [current_ports] + [str(p) for p in reinject_ports if str(p) not in listed]
         edits[where] = (replace, managed.region(
-            [line.format(ports=" : ".join(wanted_ports)) for line in main_lines],
+            [f"daemon_smtp_ports = {' : '.join(wanted_ports)}"],
             replaced=[lines[where]] if replace else ()))
         rcpt_acl = next((m.group(1) for line in lines[:main_end]
                          if (m := _RCPT_ACL.match(line))), None)
