@@ -19,19 +19,14 @@ from ie_core.db.models import MessageLog
 from tests.fixtures.daemon import DaemonProcess
 from tests.fixtures.dovecot import Dovecot, require_dovecot
 from tests.fixtures.mta import (
+    check_gtube_and_exe_are_held,
     check_limit_holds_the_excess,
-    held_ids,
     ie_config,
     message,
     quiet_plugins,
-    release,
-    wait_until,
 )
 from tests.fixtures.postfix import PrivatePostfix, require_postfix
 from tests.fixtures.sink import Sink
-from tests.fixtures.winexec_messages import mail, pe_file
-
-GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 pytestmark = pytest.mark.mta
 ALICE = ("alice@example.test", "secret")
@@ -252,23 +247,8 @@ def test_status_names_each_failure(stack):
 
 def test_gtube_and_exe_are_held_and_a_release_is_not_filtered_again(running):
     """Needs the classify, winexec and quarantine plugins."""
-    gtube = message("gtube", body=GTUBE + b"\r\n")
-    exe = mail(("setup.exe", pe_file(), "application/octet-stream"))
-    for raw in (gtube, exe):
-        running.postfix.submit(raw, ["carol@example.org"], "alice@example.test", login=ALICE)
-    assert wait_until(lambda: len(running.log_rows()) == 2)
-    assert sorted(r.reasons[0] for r in running.log_rows()) == ["spam", "winexec"]
-    assert all(r.outcome.startswith("held:") for r in running.log_rows())
-    assert running.internet.messages == []
-    gtube_row = next(r for r in running.log_rows() if r.reasons == ["spam"])
-    held = gtube_row.outcome.split(":", 1)[1]
-    assert held in held_ids(running.config)
-    done = release(running.config, held)
-    assert done.returncode == 0, done.stderr
-    [got] = running.internet.wait_for(1, timeout=20)
-    assert b"X-IE-Released:" in got.data and GTUBE in got.data
-    assert b"X-IE-Filter-Id" not in got.data  # went past the filter, not through it again
-    assert held not in held_ids(running.config)
+    check_gtube_and_exe_are_held(running, lambda raw: running.postfix.submit(
+        raw, ["carol@example.org"], "alice@example.test", login=ALICE))
 
 
 def test_an_account_over_its_limit_is_held_and_a_release_is_not_held_again(running):
