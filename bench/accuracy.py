@@ -11,7 +11,11 @@ Per fold and overall it prints: false positives (ham called spam) as a share of 
 spam recall (spam called spam; "unsure" counts as missed), precision, the unsure rate, and
 messages per second for training and for classification.
 
-- ``builtin``: our classifier, on a fresh SQLite database per fold (the real store).
+- ``builtin``: our classifier, on a fresh SQLite database per fold (the real store),
+  judged with the ``classify`` stage's own rule (:func:`ie_plugins.classify.stage.is_spam`:
+  label not ``unsure`` and points at or above the threshold) at both default thresholds:
+  row ``builtin`` = incoming mail filed as junk (5 points, the classifier's ``spam``
+  label), row ``builtin hold`` = outgoing mail held (10 points).
 - ``bogofilter``: Debian's package with its shipped defaults (tristate, ham_cutoff 0.45,
   spam_cutoff 0.99), its own temporary ``-d`` directory per fold.
 - ``spamassassin``: ``sa-learn`` then ``spamd``/``spamc`` on a loopback port this script
@@ -21,7 +25,8 @@ messages per second for training and for classification.
   before testing it (same counts as learning the other four folds), and classifies a
   subset of each fold (``--sa-every N``: every Nth message in the fold's order).
 
-Run: ``/work/venv/bin/python bench/accuracy.py [--engines builtin,bogofilter,spamassassin]``.
+Run: ``/work/venv/bin/python bench/accuracy.py [--engines builtin,bogofilter,spamassassin]``
+(``--engines builtin`` alone takes well under a minute, for tuning).
 """
 
 from __future__ import annotations
@@ -40,6 +45,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ie_core import App
+    from ie_plugins.bayes.classifier import BuiltinClassifier
 
 CORPUS = Path(os.environ.get("IE_CORPUS", "/work/shared/corpus"))
 FOLDS = 5
@@ -83,9 +93,10 @@ class FoldResult:
 
 # An engine trains on (ham, spam) paths in a work dir (it is also told the fold's test
 # messages, which it must not learn; it may return its own training seconds), then labels
-# test paths.
+# test paths: one tuple per message with a label ("spam", "ham", "unsure") per decision
+# rule the engine reports (its ``rules``, each a row of the table).
 Trainer = Callable[[Path, Sequence[Path], Sequence[Path], Sequence[Mail]], float | None]
-Labeller = Callable[[Path, Sequence[Path]], list[str]]
+Labeller = Callable[[Path, Sequence[Path]], list[tuple[str, ...]]]
 
 
 @dataclass
@@ -93,6 +104,7 @@ class Engine:
     name: str
     train: Trainer
     label: Labeller
+    rules: tuple[str, ...] = ("",)  # row-name suffix of each decision rule
     subset_every: int = 1
     prepare: Callable[[Sequence[Mail]], None] | None = None
     teardown: Callable[[], None] | None = None
@@ -114,8 +126,10 @@ def folds(mails: Sequence[Mail], k: int = FOLDS) -> list[list[Mail]]:
     return out
 
 
-def run_engine(engine: Engine, parts: list[list[Mail]]) -> list[FoldResult]:
-    results = []
+def run_engine(engine: Engine, parts: list[list[Mail]]) -> dict[str, list[FoldResult]]:
+    """Cross-validate one engine: ``{row name: [result per fold]}``, a row per rule."""
+    rows = [f"{engine.name} {rule}".strip() for rule in engine.rules]
+    results: dict[str, list[FoldResult]] = {row: [] for row in rows}
     try:
         if engine.prepare:
             engine.prepare([m for part in parts for m in part])
@@ -124,20 +138,21 @@ def run_engine(engine: Engine, parts: list[list[Mail]]) -> list[FoldResult]:
             ham = [m.path for m in train if not m.spam]
             spam = [m.path for m in train if m.spam]
             with tempfile.TemporaryDirectory(prefix=f"ie-bench-{engine.name}-") as work:
-                result = FoldResult(trained=len(train))
                 started = time.perf_counter()
                 own = engine.train(Path(work), ham, spam, test)
-                result.train_seconds = own or time.perf_counter() - started
+                train_seconds = own or time.perf_counter() - started
                 test = test[::engine.subset_every]
                 started = time.perf_counter()
                 labels = engine.label(Path(work), [m.path for m in test])
-                result.classify_seconds = time.perf_counter() - started
-                result.classified = len(test)
-                for mail, label in zip(test, labels, strict=True):
-                    result.count(mail, label)
-            results.append(result)
-            print(f"  {engine.name} fold {k + 1}: {summary(result)}", file=sys.stderr,
-                  flush=True)
+                classify_seconds = time.perf_counter() - started
+            for index, row in enumerate(rows):
+                result = FoldResult(trained=len(train), train_seconds=train_seconds,
+                                    classified=len(test), classify_seconds=classify_seconds)
+                for mail, verdicts in zip(test, labels, strict=True):
+                    result.count(mail, verdicts[index])
+                results[row].append(result)
+                print(f"  {row} fold {k + 1}: {summary(result)}", file=sys.stderr,
+                      flush=True)
     finally:
         if engine.teardown:
             engine.teardown()
@@ -146,17 +161,27 @@ def run_engine(engine: Engine, parts: list[list[Mail]]) -> list[FoldResult]:
 
 # -- the built-in classifier --------------------------------------------------------------
 def builtin_engine() -> Engine:
-    from ie_core import create_app
+    from ie_core import Direction, create_app
+    from ie_core.classifier import Classification
     from ie_core.db import migrate
+    from ie_plugins.bayes.classifier import BuiltinClassifier
+    from ie_plugins.classify.settings import THRESHOLDS
+    from ie_plugins.classify.stage import is_spam
 
-    def make(work: Path):  # type: ignore[no-untyped-def]
+    # The stage's decision at each direction's default threshold: junk, then hold.
+    thresholds = (float(THRESHOLDS[Direction.INCOMING].default),
+                  float(THRESHOLDS[Direction.OUTGOING].default))
+
+    def make(work: Path) -> tuple[App, BuiltinClassifier]:
         config = work / "ie.toml"
         config.write_text("", encoding="utf-8")
         app = create_app(config, overrides={"ie.data_dir": str(work / "data")})
         migrate.upgrade(app.db)
-        return app, app.hooks.classifiers(app)["builtin"]
+        clf = app.hooks.classifiers(app)["builtin"]
+        assert isinstance(clf, BuiltinClassifier)
+        return app, clf
 
-    apps: dict[Path, object] = {}
+    apps: dict[Path, tuple[App, BuiltinClassifier]] = {}
 
     def train(work: Path, ham: Sequence[Path], spam: Sequence[Path],
               test: Sequence[Mail]) -> None:
@@ -165,14 +190,20 @@ def builtin_engine() -> Engine:
         clf.learn_many((p.read_bytes() for p in ham), spam=False)
         clf.learn_many((p.read_bytes() for p in spam), spam=True)
 
-    def label(work: Path, paths: Sequence[Path]) -> list[str]:
-        app, clf = apps.pop(work)  # type: ignore[misc]
+    def verdicts(result: Classification) -> tuple[str, ...]:
+        return tuple("spam" if is_spam(result, t)
+                     else "unsure" if result.label == "unsure" else "ham"
+                     for t in thresholds)
+
+    def label(work: Path, paths: Sequence[Path]) -> list[tuple[str, ...]]:
+        app, clf = apps.pop(work)
         try:
-            return [clf.classify(p.read_bytes()).label for p in paths]
+            return [verdicts(clf.classify(p.read_bytes())) for p in paths]
         finally:
             app.close()
 
-    return Engine("builtin", train, label)
+    return Engine("builtin", train, label,
+                  rules=("", f"hold {thresholds[1]:g} pts"))
 
 
 # -- bogofilter ---------------------------------------------------------------------------
@@ -186,16 +217,16 @@ def bogofilter_engine() -> Engine:
                 subprocess.run(["bogofilter", "-d", str(db), flag, "-B", *map(str, chunk)],
                                check=True)
 
-    def label(work: Path, paths: Sequence[Path]) -> list[str]:
+    def label(work: Path, paths: Sequence[Path]) -> list[tuple[str, ...]]:
         names = {"S": "spam", "H": "ham", "U": "unsure"}
-        labels = []
+        labels: list[tuple[str, ...]] = []
         for chunk in _chunks(paths, 500):
             out = subprocess.run(["bogofilter", "-d", str(work / "bogo"), "-T", "-B",
                                   *map(str, chunk)], capture_output=True, text=True)
             if out.returncode not in (0, 1, 2):
                 raise RuntimeError(f"bogofilter failed: {out.stderr.strip()}")
             lines = out.stdout.splitlines()
-            labels.extend(names[line.rsplit(" ", 2)[1]] for line in lines)
+            labels.extend((names[line.rsplit(" ", 2)[1]],) for line in lines)
         return labels
 
     return Engine("bogofilter", train, label)
@@ -223,7 +254,8 @@ def spamassassin_engine(every: int) -> Engine:
     leaves exactly the other four folds learned and halves the slowest part of the run.
     Its training rate is that of the one full training run."""
     master = Path(tempfile.mkdtemp(prefix="ie-bench-sa-master-"))
-    state: dict[str, object] = {}
+    rate: list[float] = []  # messages learned per second by the one full training
+    daemons: list[tuple[int, subprocess.Popen[bytes]]] = []  # the fold's spamd
 
     def site(work: Path) -> Path:
         path = work / "site"
@@ -252,7 +284,7 @@ def spamassassin_engine(every: int) -> Engine:
         started = time.perf_counter()
         sa_learn(master, "--ham", [m.path for m in mails if not m.spam])
         sa_learn(master, "--spam", [m.path for m in mails if m.spam])
-        state["rate"] = len(mails) / (time.perf_counter() - started)
+        rate.append(len(mails) / (time.perf_counter() - started))
 
     def train(work: Path, ham: Sequence[Path], spam: Sequence[Path],
               test: Sequence[Mail]) -> float:
@@ -261,14 +293,14 @@ def spamassassin_engine(every: int) -> Engine:
             shutil.copy(f, work / "bayes" / f.name)
         sa_learn(work, "--forget", [m.path for m in test])
         subprocess.run(["chown", "-R", "nobody", str(work)], check=True)
-        state["spamd"] = start_spamd(work, path)
-        return (len(ham) + len(spam)) / float(state["rate"])  # type: ignore[arg-type]
+        daemons.append(start_spamd(work, path))
+        return (len(ham) + len(spam)) / rate[-1]
 
-    def label(work: Path, paths: Sequence[Path]) -> list[str]:
-        port, proc = state.pop("spamd")  # type: ignore[misc]
+    def label(work: Path, paths: Sequence[Path]) -> list[tuple[str, ...]]:
+        port, proc = daemons.pop()
         try:
             with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                return list(pool.map(lambda p: spamc(port, p), paths))
+                return [(v,) for v in pool.map(lambda p: spamc(port, p), paths)]
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
@@ -371,10 +403,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bogofilter": bogofilter_engine,
         "spamassassin": lambda: spamassassin_engine(args.sa_every),
     }
+    names = args.engines.split(",")
+    unknown = sorted(set(names) - set(makers))
+    if unknown:
+        parser.error(f"unknown engine {', '.join(unknown)} (known: {', '.join(makers)})")
     results: dict[str, list[FoldResult]] = {}
     started = time.perf_counter()
-    for name in args.engines.split(","):
-        results[name] = run_engine(makers[name](), parts)
+    for name in names:
+        results.update(run_engine(makers[name](), parts))
     print(table(results))
     sizes = ", ".join(str(len(p)) for p in parts)
     print(f"\n{FOLDS} folds of {sizes} messages; SpamAssassin classified one message in "
