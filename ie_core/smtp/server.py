@@ -76,7 +76,10 @@ class FilterHandler:
     def drop_downstream(self, session: Session, reusable: bool) -> None:
         conn = self._downstreams.pop(id(session), None)
         if conn is not None:
-            self.executor.submit(self._finish, conn, reusable)
+            try:
+                self.executor.submit(self._finish, conn, reusable)
+            except RuntimeError:  # shutting down: no more worker threads
+                conn.close()
 
     def _finish(self, conn: Downstream, reusable: bool) -> None:
         self.reinjector.release(conn, reusable and conn.rset())
