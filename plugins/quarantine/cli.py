@@ -170,6 +170,8 @@ def accounts_list(name: str | None, as_json: bool) -> None:
     data = call("accounts.list", name=name)
 
     def text() -> str:
+        if not data["items"]:
+            return "no accounts have held mail yet"
         return "\n".join(
             f"{printable(i['name'])} state={i['state']} used_bytes={i['used_bytes']} "
             f"limit_bytes={i['limit_bytes']} releases_limit={i['releases_limit']} "
