@@ -72,7 +72,12 @@ class CliSocketServer:
 
     def start(self) -> CliSocketServer:
         if self.path is not None:
-            self._sock = self._bind(self.path)
+            try:
+                self._sock = self._bind(self.path)
+            except OSError as err:  # mail must flow even if owners' CLI cannot be served
+                log.error("event=cli_socket_failed path=%s error=%s; non-root ie-cli users "
+                          "cannot reach the quarantine (set quarantine.cli_socket)",
+                          self.path, err.strerror or err)
         self._thread.start()
         return self
 

@@ -350,3 +350,13 @@ def test_locked_database_answers_451(quarantine_daemon):
         assert code == 451
     assert cli.json("emails", "list")["max_count"] == 1
     assert len(list((Path(d.app.data_dir) / "quarantine").iterdir())) == 1
+
+
+def test_mail_flows_when_the_cli_socket_cannot_be_served(run_daemon, sink, tmp_path, caplog):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    d = run_daemon(**{"quarantine.cli_socket": str(blocker / "cli.sock")})
+    with smtplib.SMTP("127.0.0.1", d.outgoing_port, timeout=10) as s:
+        assert s.sendmail("a@example.com", ["b@example.org"], b"Subject: x\r\n\r\nx\r\n") == {}
+    assert len(sink.wait_for(1)) == 1
+    assert any("event=cli_socket_failed" in r.getMessage() for r in caplog.records)
