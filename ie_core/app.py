@@ -28,6 +28,7 @@ class App:
         self.config = config
         self.hooks = hooks
         self.clock = clock
+        self._stages: dict[Direction, list[Stage]] = {}
 
     @cached_property
     def data_dir(self) -> Path:
@@ -62,8 +63,24 @@ class App:
         return os.geteuid() == 0
 
     def stages(self, direction: Direction) -> list[Stage]:
-        return order_stages(self.hooks.stages(self), direction,
-                            self.config.get(f"pipeline.{direction}"))
+        """The ordered stages for ``direction``, worked out once per configuration (not
+        per message); raises :class:`ConfigError` for an order naming unknown stages."""
+        if direction not in self._stages:
+            self._stages[direction] = order_stages(self.hooks.stages(self), direction,
+                                                   self.config.get(f"pipeline.{direction}"))
+        return self._stages[direction]
+
+    def check_pipeline(self) -> None:
+        """Work out both directions' stages now, so a bad order fails at start-up."""
+        for direction in Direction:
+            self.stages(direction)
+
+    def reconfigure(self, config: cfg.Config, hooks: Hooks) -> None:
+        """Take a re-read configuration (SIGHUP); the next message uses it."""
+        self.config, self.hooks = config, hooks
+        self._stages.clear()
+        if "settings" in self.__dict__:
+            self.settings.invalidate()
 
     def close(self) -> None:
         if "publisher" in self.__dict__:

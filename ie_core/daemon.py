@@ -88,12 +88,11 @@ class FilterDaemon:
         """SIGHUP: re-read the file; the new configuration applies to the next message."""
         try:
             new = create_app(self.app.config.path, clock=self.app.clock)
+            new.check_pipeline()
         except IeError as err:
             log.error("event=reload_failed error=%s", err)
             return
-        self.app.config = new.config
-        self.app.hooks = new.hooks
-        self.app.settings.invalidate()
+        self.app.reconfigure(new.config, new.hooks)
         log.info("event=reloaded config=%s", self.app.config.path or "(defaults)")
 
     async def serve_until_stopped(self) -> None:
@@ -202,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.init_db:
             migrate.upgrade(app.db)
         migrate.check(app.db)
+        app.check_pipeline()
+        for key in ("filter.outgoing_listen", "filter.incoming_listen", "filter.reinject",
+                    "filter.incoming_reinject"):
+            if app.config.get(key):
+                parse_hostport(app.config.get(key), key)
     except IeError as err:
         print(f"ie-filterd: {err}", file=sys.stderr)
         return 2

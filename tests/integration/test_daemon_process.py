@@ -84,3 +84,17 @@ def test_refuses_to_start_on_a_schema_that_is_behind(tmp_path):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "ie-config db upgrade" in lines[0]
+
+
+def test_a_bad_pipeline_or_address_stops_it_at_start_with_one_line(tmp_path):
+    for name, values, message in (
+            ("typo", {"pipeline.outgoing": ["whitelist", "clasify"]},
+             "no loaded plugin provides a stage named 'clasify'"),
+            ("addr", {"filter.reinject": "localhost"}, "filter.reinject must be HOST:PORT")):
+        cfg = write_config(tmp_path / f"{name}.toml", {"ie.data_dir": str(tmp_path / name),
+                                                       **values})
+        out = subprocess.run([str(BIN / "ie-filterd"), "--config", str(cfg), "--init-db"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], out.stderr
