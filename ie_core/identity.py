@@ -53,7 +53,7 @@ def trusted_auth(ctx: MessageContext, auth_header: str) -> tuple[str | None, str
         if not value:
             return None, None
         return (value.lower(), None) if "@" in value else (None, value)
-    received = ctx.message.get_all("Received") or []
+    received = ctx.head.get_all("Received") or []
     if not received:
         return None, None
     top = str(received[0])
@@ -103,7 +103,7 @@ _QUEUE_ID = re.compile(r";|\bid\s+([A-Za-z0-9][A-Za-z0-9.-]{4,40})")
 
 def queue_id(ctx: MessageContext) -> str | None:
     """The MTA's queue id from the topmost Received line ("... id 4Xc1Yz2abc; date")."""
-    received = ctx.message.get_all("Received") or []
+    received = ctx.head.get_all("Received") or []
     if not received:
         return None
     for m in _QUEUE_ID.finditer(str(received[0])):

@@ -37,9 +37,9 @@ class SenderIdentity:
 class MessageContext:
     """Everything a stage may look at for one message.
 
-    ``raw`` is exactly what the MTA sent us and is never re-serialised; stages that need
-    structure use :attr:`message` (parsed once, on first use, with the lenient compat32
-    policy so hostile headers never raise).  ``data`` is scratch space where stages leave
+    ``raw`` is exactly what the MTA sent us and is never re-serialised.  :attr:`head`
+    (the headers) and :attr:`message` (the whole MIME tree) are each parsed once, on
+    first use, with the lenient compat32 policy so hostile headers never raise.  ``data`` is scratch space where stages leave
     results for later stages, keyed by stage name.
     """
 
@@ -57,7 +57,14 @@ class MessageContext:
     dry_run: bool = False  # ie-cli check: nothing may be counted, held or learned
 
     @cached_property
+    def head(self) -> Message:
+        """The header block only (cheap whatever the body's size): what core reads."""
+        return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+            self.raw, headersonly=True)
+
+    @cached_property
     def message(self) -> Message:
+        """The whole MIME tree (parsed on first use; core itself never needs it)."""
         parser = email.parser.BytesParser(policy=email.policy.compat32)
         try:
             return parser.parsebytes(self.raw)
@@ -68,13 +75,13 @@ class MessageContext:
 
     def header(self, name: str, default: str = "") -> str:
         """The first header ``name`` decoded to text; never raises on bad encodings."""
-        value = self.message.get(name)
+        value = self.head.get(name)
         if value is None:
             return default
         return decode_header_value(value)
 
     def headers(self, name: str) -> list[str]:
-        return [decode_header_value(v) for v in self.message.get_all(name, [])]
+        return [decode_header_value(v) for v in self.head.get_all(name, [])]
 
     @property
     def size(self) -> int:
