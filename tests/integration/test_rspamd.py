@@ -12,7 +12,7 @@ import pytest
 
 from ie_core.classifier import ClassifierUnavailable, Envelope
 from ie_plugins.rspamd import RspamdClassifier
-from tests.fixtures.classifier_messages import gtube, ham, spam
+from tests.fixtures.classifier_messages import ONLY_CLASSIFY, gtube, ham, send, spam
 from tests.fixtures.netdaemon import ScriptedServer
 from tests.fixtures.rspamd import RspamdDaemon, rspamd_daemon  # noqa: F401 (fixture)
 from tests.fixtures.sink import free_port
@@ -160,18 +160,9 @@ def test_nonsense_answers_are_unavailable(reply: bytes) -> None:
 
 
 # -- through the filter daemon, as the classify stage's backend --------------------------
-ONLY_CLASSIFY = {"pipeline.outgoing": ["classify"], "pipeline.incoming": ["classify"]}
 # rspamd: MISSING_FROM, MISSING_TO, MISSING_MID, MISSING_DATE, MISSING_SUBJECT: about 8 points
 NO_HEADERS = b"\r\nHello, this message has no headers at all. Buy now.\r\n"
 
-
-def send(port: int, raw: bytes) -> tuple[int, str]:
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
-        s.ehlo()
-        s.mail("alice@example.com")
-        s.rcpt("bob@example.org")
-        code, reply = s.data(raw)
-    return code, reply.decode()
 
 
 @pytest.fixture

@@ -4,14 +4,13 @@ spamd as the classify stage's backend through the real filter daemon and quarant
 from __future__ import annotations
 
 import re
-import smtplib
 import time
 
 import pytest
 
 from ie_core.classifier import ClassifierUnavailable
 from ie_plugins.spamassassin import SpamAssassinClassifier
-from tests.fixtures.classifier_messages import gtube, ham, spam
+from tests.fixtures.classifier_messages import ONLY_CLASSIFY, gtube, ham, send, spam
 from tests.fixtures.netdaemon import ScriptedServer
 from tests.fixtures.sink import free_port
 from tests.fixtures.spamd import SpamdDaemon, spamd_daemon  # noqa: F401 (fixture)
@@ -116,18 +115,9 @@ def test_messages_over_max_size_are_not_sent() -> None:
 
 
 # -- through the filter daemon, as the classify stage's backend --------------------------
-ONLY_CLASSIFY = {"pipeline.outgoing": ["classify"], "pipeline.incoming": ["classify"]}
 # SpamAssassin: MISSING_DATE, MISSING_FROM, MISSING_HEADERS, MISSING_SUBJECT, ...: 5.2 points
 NO_HEADERS = b"\r\nHello, this is a message without any headers at all. Buy now.\r\n"
 
-
-def send(port: int, raw: bytes) -> tuple[int, str]:
-    with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
-        s.ehlo()
-        s.mail("alice@example.com")
-        s.rcpt("bob@example.org")
-        code, reply = s.data(raw)
-    return code, reply.decode()
 
 
 @pytest.fixture
