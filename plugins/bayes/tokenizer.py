@@ -44,6 +44,7 @@ _URL = re.compile(r"(?i)\b(?:(https?|ftp)://|www\.)([^\s<>\"'()\[\]{}]+)")
 _ADDRESS = re.compile(r"[\w.+=-]+@[\w-]+(?:\.[\w-]+)+")
 _SCRIPT_STYLE = re.compile(r"(?is)<(script|style)\b.*?</\1\s*>")
 _COMMENT = re.compile(r"(?s)<!--.*?-->")
+_DECLARATION = re.compile(r"<[!?][^>]*>")  # <!DOCTYPE ...>, <?xml ...?>: markup, not words
 _TAG = re.compile(r"(?s)</?[a-zA-Z][a-zA-Z0-9]*\b[^>]*>")
 _HEADER_WORD = re.compile(r"[\w$!'%-]+")
 _IP = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
@@ -115,13 +116,14 @@ def _address_tokens(prefix: str, text: str) -> Iterator[str]:
         local, _, domain = addr.lower().rpartition("@")
         yield f"{prefix}:addr:{domain}"
         yield f"{prefix}:local:{_shape(local)}"
-    if prefix in ("to", "cc"):
+    counted = prefix in ("to", "cc")
+    if counted:  # "count:0" already says there is no address
         yield f"{prefix}:count:{_bucket(len(addresses))}"
     name = _ADDRESS.sub(" ", text)
     for word in _HEADER_WORD.findall(name):
         if len(word) >= 2:
             yield f"{prefix}:name:{word.lower()[:20]}"
-    if not addresses:
+    if not addresses and not counted:
         yield f"{prefix}:none"
 
 
@@ -254,6 +256,7 @@ def _html_tokens(text: str) -> Iterator[str]:
     yield from _url_tokens(text)
     text = _SCRIPT_STYLE.sub(" ", text)
     text = _COMMENT.sub("", text)  # "V<!-- x -->iagra" is one word
+    text = _DECLARATION.sub(" ", text)
     text = _TAG.sub(" ", text)
     yield from _text_tokens(html.unescape(text), urls=False)
 

@@ -32,6 +32,24 @@ def test_html_is_stripped_and_comments_do_not_split_words():
     assert not {"color", "body", "href"} & tokens
 
 
+def test_markup_declarations_are_not_words():
+    raw = (b"From: a@b.example\nSubject: x\nContent-Type: text/html\n\n"
+           b'<?xml version="1.0"?><!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.0 Transitional//EN">'
+           b"<html><body>Breaking news</body></html>\n")
+    tokens = tokenize(raw)
+    assert {"breaking", "news"} <= tokens
+    assert not {"doctype", "public", "-//w3c//dtd", "4.0", "version=\"1.0\""} & tokens
+
+
+def test_an_empty_recipient_list_is_one_fact_not_two():
+    raw = b"From: a@b.example\nTo: undisclosed-recipients:;\nSubject: x\n\nbody text\n"
+    tokens = tokenize(raw)
+    assert "to:count:0" in tokens
+    assert "to:none" not in tokens
+    assert "reply-to:none" not in tokens  # only headers present are described
+    assert "from:none" in tokenize(b"From: nobody\nSubject: x\n\nbody\n")
+
+
 def test_broken_base64_unknown_charset_and_attachment_types():
     good = base64.b64encode("Grüße aus Köln, mein Freund".encode()).decode()
     raw = ("From: a@b.example\nSubject: =?DEFAULT_CHARSET?Q?bad?=\n"
