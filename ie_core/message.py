@@ -39,8 +39,8 @@ class MessageContext:
 
     ``raw`` is exactly what the MTA sent us and is never re-serialised.  :attr:`head`
     (the headers) and :attr:`message` (the whole MIME tree) are each parsed once, on
-    first use, with the lenient compat32 policy so hostile headers never raise.  ``data`` is scratch space where stages leave
-    results for later stages, keyed by stage name.
+    first use, with the lenient compat32 policy so hostile headers never raise.  ``data``
+    is scratch space where stages leave results for later stages, keyed by stage name.
     """
 
     direction: Direction
