@@ -141,7 +141,10 @@ class Stack:
 
 
 @pytest.fixture
-def stack(run_daemon: Callable[..., Any], tmp_path: Path, clock: ManualClock) -> Iterator[Stack]:
+def stack(run_daemon: Callable[..., Any], tmp_path: Path, clock: ManualClock,
+          db_url: str) -> Iterator[Stack]:
+    """The whole path on each database backend: the daemon, ``ie-cli`` and the learn
+    spool's drain share ``db_url``."""
     # ie-cli (a real clock) reads the daily counts the daemon (the test clock) wrote
     clock.advance(seconds=(datetime.now(UTC) - clock.now()).total_seconds())
     require_dovecot()
@@ -157,11 +160,11 @@ def stack(run_daemon: Callable[..., Any], tmp_path: Path, clock: ManualClock) ->
     try:
         config = tmp_path / "ie.toml"
         config.write_text(
-            f'[ie]\ndata_dir = "{tmp_path / "data"}"\n'
+            f'[ie]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{db_url}"\n'
             f'[incoming]\ndovecot_config = "{dovecot.config}"\n'
             f'dovecot_conf_d = "{dovecot.conf_d}"\nsieve_dir = "{dovecot.root}/sieve"\n'
             f'learn_spool = "{dovecot.root}/spool"\nlearn_interval = 0.1\n')
-        run_daemon(config=config, **{
+        run_daemon(config=config, db_url=db_url, **{
             "filter.incoming_listen": f"127.0.0.1:{filter_port}",
             "filter.incoming_reinject": postfix.reinject})
         yield Stack(dovecot, postfix, config, tmp_path)
