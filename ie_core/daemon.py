@@ -93,6 +93,7 @@ class FilterDaemon:
             log.error("event=reload_failed error=%s", err)
             return
         self.app.reconfigure(new.config, new.hooks)
+        new.close()  # it only served the check; the running App keeps its own database
         log.info("event=reloaded config=%s", self.app.config.path or "(defaults)")
 
     async def serve_until_stopped(self) -> None:

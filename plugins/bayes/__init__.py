@@ -35,11 +35,12 @@ def ie_config_keys() -> Sequence[ConfigKey]:
 
 @hookimpl
 def ie_classifiers(app: App) -> Sequence[Classifier]:
+    cfg = app.config
+    limits = Limits(cfg.get("bayes.min_ham"), cfg.get("bayes.min_spam"),
+                    cfg.get("bayes.ham_cutoff"), cfg.get("bayes.spam_cutoff"))
     with _lock:
         found = _instances.get(app)
         if found is None:
-            cfg = app.config
-            found = _instances[app] = BuiltinClassifier(app, Limits(
-                cfg.get("bayes.min_ham"), cfg.get("bayes.min_spam"),
-                cfg.get("bayes.ham_cutoff"), cfg.get("bayes.spam_cutoff")))
+            found = _instances[app] = BuiltinClassifier(app, limits)
+        found.limits = limits  # a reload (SIGHUP) keeps the App and its token cache
     return [found]

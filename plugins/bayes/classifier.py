@@ -14,10 +14,9 @@ from ie_core import App
 from ie_core.classifier import Classification, ClassifierUnavailable, Envelope
 from ie_plugins.bayes.scoring import combine, strongest, to_points, token_probability
 from ie_plugins.bayes.store import Sample, TokenStore, TrainResult
-from ie_plugins.bayes.tokenizer import tokenize
+from ie_plugins.bayes.tokenizer import MBOX_FROM, tokenize
 
 NAME = "builtin"
-_MBOX_FROM = re.compile(rb"\AFrom [^\r\n]*\r?\n")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _MESSAGE_ID = re.compile(rb"(?im)^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)")
 
@@ -39,7 +38,7 @@ def token_hash(token: str) -> int:
 def message_digest(raw: bytes) -> str:
     """Identifies a message across deliveries: its Message-ID and its body, so headers
     added on the way (Received, ours, an mbox ``From `` line) do not make it new."""
-    raw = _MBOX_FROM.sub(b"", raw, count=1)
+    raw = MBOX_FROM.sub(b"", raw, count=1)
     parts = _HEADER_END.split(raw, maxsplit=1)
     head, body = parts[0], parts[1] if len(parts) > 1 else b""
     found = _MESSAGE_ID.search(head)
@@ -63,18 +62,21 @@ class BuiltinClassifier:
         self._store = TokenStore(app.db)
 
     def classify(self, raw: bytes, envelope: Envelope | None = None) -> Classification:
-        """The envelope is not used: only the message's content is scored."""
-        tokens = {token_hash(t): t for t in tokenize(raw)}
+        """The envelope is not used: only the message's content is scored.  Until enough
+        is learned the answer is "unsure" without tokenizing the message."""
+        lim = self.limits
         try:
-            totals, counts = self._store.counts(tokens)
+            totals = self._store.totals()
+            if totals.nham < lim.min_ham or totals.nspam < lim.min_spam:
+                return Classification(0.0, "unsure", f"learned {totals.nham} ham, "
+                                      f"{totals.nspam} spam (needs {lim.min_ham} and "
+                                      f"{lim.min_spam})",
+                                      {"nham": totals.nham, "nspam": totals.nspam})
+            tokens = {token_hash(t): t for t in tokenize(raw)}
+            counts = self._store.counts(tokens, totals)
         except SQLAlchemyError as err:
             raise ClassifierUnavailable(f"token database: {type(err).__name__}") from err
-        lim = self.limits
         extra = {"nham": totals.nham, "nspam": totals.nspam, "tokens": len(tokens)}
-        if totals.nham < lim.min_ham or totals.nspam < lim.min_spam:
-            return Classification(0.0, "unsure", f"learned {totals.nham} ham, "
-                                  f"{totals.nspam} spam (needs {lim.min_ham} and "
-                                  f"{lim.min_spam})", extra)
         probs = [(text, token_probability(counts[h], totals.nham, totals.nspam))
                  for h, text in tokens.items() if h in counts]
         indicator = combine(p for _, p in probs)

@@ -53,11 +53,6 @@ class TrainResult:
     changed: int = 0  # messages whose counts were added (or, for forget, removed)
     unchanged: int = 0  # already learned with that label (or, for forget, not learned)
 
-    def __iadd__(self, other: TrainResult) -> TrainResult:
-        self.changed += other.changed
-        self.unchanged += other.unchanged
-        return self
-
 
 def pack(tokens: Iterable[int]) -> bytes:
     return array("q", sorted(tokens)).tobytes()
@@ -86,11 +81,12 @@ class TokenStore:
             return Totals(0, 0, 0)
         return Totals(row.nham, row.nspam, row.revision)
 
-    def counts(self, tokens: Iterable[int]) -> tuple[Totals, dict[int, TokenCounts]]:
-        """The totals and the counts of ``tokens`` (absent tokens are left out)."""
+    def counts(self, tokens: Iterable[int], totals: Totals) -> dict[int, TokenCounts]:
+        """The counts of ``tokens`` (absent tokens are left out); ``totals`` were read just
+        before and tag the per-process cache (counts a learn changed in between are newer than
+        the tag; the next call reads the new revision and empties the cache)."""
         wanted = set(tokens)
         with self._db.session() as s:
-            totals = self.totals(s)
             with self._lock:
                 if totals.revision != self._cache_revision or len(self._cache) > CACHE_LIMIT:
                     self._cache = {}
@@ -108,7 +104,7 @@ class TokenStore:
             if totals.revision == self._cache_revision:
                 self._cache.update(fetched)
         found.update(fetched)
-        return totals, {t: TokenCounts(h, sp) for t, (h, sp) in found.items() if h or sp}
+        return {t: TokenCounts(h, sp) for t, (h, sp) in found.items() if h or sp}
 
     def token_count(self) -> int:
         with self._db.session() as s:

@@ -39,7 +39,7 @@ VALUE_HEADERS = ("x-mailer", "user-agent", "x-mailer-version", "x-priority", "x-
 # incoming pipeline removes them anyway).
 IGNORED_PREFIXES = ("x-ie-", "x-spam", "x-bogosity")
 
-_MBOX_FROM = re.compile(rb"\AFrom [^\r\n]*\r?\n")
+MBOX_FROM = re.compile(rb"\AFrom [^\r\n]*\r?\n")
 _URL = re.compile(r"(?i)\b(?:(https?|ftp)://|www\.)([^\s<>\"'()\[\]{}]+)")
 _ADDRESS = re.compile(r"[\w.+=-]+@[\w-]+(?:\.[\w-]+)+")
 _SCRIPT_STYLE = re.compile(r"(?is)<(script|style)\b.*?</\1\s*>")
@@ -54,7 +54,7 @@ _EDGE_PUNCT = "\"'()[]{}<>,;:.!?"  # stripped from both ends of a word
 
 def tokenize(raw: bytes) -> set[str]:
     """All tokens of one message (a set: each counts once)."""
-    raw = _MBOX_FROM.sub(b"", raw, count=1)
+    raw = MBOX_FROM.sub(b"", raw, count=1)
     try:
         msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
     except Exception:  # the compat32 parser is lenient; this is a last resort

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ie_core import Action, App, ConfigError, Direction, Finding, MessageContext, Stage
 from ie_core.classifier import Classification, Classifier, ClassifierUnavailable, Envelope
 from ie_core.runtime import current
-from ie_plugins.classify.settings import FALLBACK_PASS, THRESHOLDS
+from ie_plugins.classify.settings import FALLBACK_PASS, FALLBACKS, THRESHOLDS
 
 log = logging.getLogger("ie.classify")
 
@@ -47,12 +47,11 @@ def configured_backends(app: App) -> list[Classifier]:
     return list(found.values())
 
 
-def classify(app: App, ctx: MessageContext) -> Finding:
+def classify(app: App, ctx: MessageContext, backend: Classifier) -> Finding:
     direction = ctx.direction
     if GTUBE in ctx.raw:
         return Finding(stage=NAME, reason="spam", score=GTUBE_SCORE,
                        action=HOLD_ACTION[direction], detail="GTUBE test message")
-    backend = backend_for(app, direction)
     try:
         result = backend.classify(ctx.raw, envelope_of(ctx))
     except ClassifierUnavailable as err:
@@ -87,4 +86,14 @@ def _unavailable(app: App, ctx: MessageContext, backend: str,
 
 
 def stages(app: App) -> Sequence[Stage]:
-    return [Stage(name=NAME, run=lambda ctx: classify(app, ctx), priority=PRIORITY)]
+    """The backends and fallbacks are checked here, once per configuration (the App caches
+    its stages): a name nobody offers stops ie-filterd at start with one line, and no
+    hook runs per message."""
+    backends = {direction: backend_for(app, direction) for direction in Direction}
+    for direction in Direction:
+        key = f"classify.{direction.value}_fallback"
+        if app.config.get(key) not in FALLBACKS:
+            raise ConfigError(f"{key} must be one of {', '.join(FALLBACKS)}, "
+                              f"not {app.config.get(key)!r}")
+    return [Stage(name=NAME, run=lambda ctx: classify(app, ctx, backends[ctx.direction]),
+                  priority=PRIORITY)]

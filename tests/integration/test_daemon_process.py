@@ -90,7 +90,9 @@ def test_a_bad_pipeline_or_address_stops_it_at_start_with_one_line(tmp_path):
     for name, values, message in (
             ("typo", {"pipeline.outgoing": ["whitelist", "clasify"]},
              "no loaded plugin provides a stage named 'clasify'"),
-            ("addr", {"filter.reinject": "localhost"}, "filter.reinject must be HOST:PORT")):
+            ("addr", {"filter.reinject": "localhost"}, "filter.reinject must be HOST:PORT"),
+            ("backend", {"classify.outgoing_backend": "rspamd", "rspamd.address": "localhost"},
+             "rspamd.address must be HOST:PORT")):
         cfg = write_config(tmp_path / f"{name}.toml", {"ie.data_dir": str(tmp_path / name),
                                                        **values})
         out = subprocess.run([str(BIN / "ie-filterd"), "--config", str(cfg), "--init-db"],

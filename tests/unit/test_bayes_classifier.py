@@ -69,6 +69,19 @@ def test_unsure_until_the_minimum_is_learned(make_app, db_url):
     assert clf.classify(spam[0]).label == "spam"
 
 
+def test_a_reload_applies_new_limits_to_the_same_classifier(make_app, tmp_path):
+    app = make_app()
+    clf = app.hooks.classifiers(app)["builtin"]
+    assert clf.limits.min_ham == 100
+    config = tmp_path / "reloaded.toml"
+    config.write_text("[bayes]\nmin_ham = 5\nspam_cutoff = 0.9\n", encoding="utf-8")
+    new = create_app(config, overrides={"ie.data_dir": str(tmp_path / "data")})
+    app.reconfigure(new.config, new.hooks)  # what SIGHUP does
+    again = app.hooks.classifiers(app)["builtin"]
+    assert (again.limits.min_ham, again.limits.spam_cutoff) == (5, 0.9)
+    new.close()
+
+
 def test_learns_spam_it_has_not_seen_and_passes_ham(make_app, db_url):
     app = make_app(db_url=db_url)
     clf = trained(app)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ie_core import Action, Direction, MessageContext, hookimpl
+from ie_core import Action, ConfigError, Direction, MessageContext, hookimpl
 from ie_core.classifier import Classification, ClassifierUnavailable, Envelope
 from ie_core.processor import analyse
 
@@ -129,6 +129,28 @@ def test_backend_per_direction_and_unknown_backend_is_a_tempfail(make_app):
     broken = make_app(**{"classify.outgoing_backend": "nosuch",
                          "pipeline.outgoing": ["classify"]})
     assert run(broken, Direction.OUTGOING).action is Action.TEMPFAIL
+    with pytest.raises(ConfigError, match="classify.outgoing_backend: no loaded plugin"):
+        broken.check_pipeline()  # what ie-filterd does at start and on reload
+
+
+def test_backends_are_looked_up_once_per_configuration_and_fallbacks_checked(make_app):
+    calls = []
+
+    class CountingPlugin(BackendPlugin):
+        @hookimpl
+        def ie_classifiers(self, app):
+            calls.append(1)
+            return list(self.backends)
+
+    app = make_app(plugins=[("b", CountingPlugin(FixedBackend()))],
+                   **{"classify.outgoing_backend": "fixed", "classify.incoming_backend": "fixed",
+                      "pipeline.outgoing": ["classify"], "pipeline.incoming": ["classify"]})
+    for _ in range(3):
+        assert run(app, Direction.OUTGOING).action is Action.DELIVER
+    assert 0 < len(calls) <= 2  # when the stages were built, not per message
+    typo = make(make_app, FixedBackend(), **{"classify.outgoing_fallback": "pas"})
+    with pytest.raises(ConfigError, match="classify.outgoing_fallback must be one of"):
+        typo.check_pipeline()
 
 
 def test_learn_hook_trains_each_configured_backend_once(make_app):
