@@ -1,7 +1,13 @@
 """ie core: the public API plugins build on.
 
-Plugins import only from here (and ``ie_core.db`` for tables, ``ie_core.events`` for the
-outbox, ``ie_core.smtp.reinject`` to send mail past the filter).
+Plugins import from here and from these modules only (:data:`PUBLIC_MODULES`, checked by
+``tests/unit/test_layering.py``): ``ie_core.db`` and ``ie_core.db.models`` (tables, the
+core's account and domain tables), ``ie_core.events`` (the outbox),
+``ie_core.smtp.reinject`` (sending mail past the filter), ``ie_core.classifier`` (the
+classifier contract), ``ie_core.runtime`` (run-time settings), ``ie_core.commands`` and
+``ie_core.account_options`` (what plugins add to the command lines), ``ie_core.identity``
+(address and name checks), ``ie_core.config`` (host:port values, the default config path)
+and ``ie_core.message`` (header decoding).  The core never imports a plugin.
 """
 
 import pluggy
@@ -27,9 +33,15 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("ie")
 """Marker for hook implementations: ``@hookimpl def ie_stages(app): ...``."""
 
+PUBLIC_MODULES = frozenset({
+    "ie_core", "ie_core.db", "ie_core.db.models", "ie_core.events", "ie_core.smtp.reinject",
+    "ie_core.classifier", "ie_core.runtime", "ie_core.commands", "ie_core.account_options",
+    "ie_core.identity", "ie_core.config", "ie_core.message",
+})
+
 __all__ = [
     "Action", "App", "Clock", "ConfigError", "ConfigKey", "Direction", "Finding", "IeError",
     "InvalidInput", "ManualClock", "MessageContext", "NotFound", "PermissionDenied",
     "SchemaBehindError", "SenderIdentity", "Stage", "StatusItem", "SystemClock", "Verdict",
-    "__version__", "create_app", "hookimpl",
+    "PUBLIC_MODULES", "__version__", "create_app", "hookimpl",
 ]

@@ -203,3 +203,9 @@ def parse_hostport(value: str, what: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"{what} must be HOST:PORT, not {value!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def show_hostport(address: tuple[str, int]) -> str:
+    """``host:port``, with an IPv6 host in brackets (the form :func:`parse_hostport` reads)."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

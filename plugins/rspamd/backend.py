@@ -19,21 +19,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ie_core import ConfigError
 from ie_core.classifier import Classification, ClassifierUnavailable, Envelope
+from ie_core.config import parse_hostport, show_hostport
 
 log = logging.getLogger("ie.rspamd")
 
 SPAM_ACTIONS = frozenset({"reject", "add header", "rewrite subject"})
 TOP_SYMBOLS = 8  # how many symbols go into Classification.detail
 ALREADY_LEARNED = 208  # the controller's answer for a message learned before as this class
-
-
-def parse_address(value: str, what: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{what} must be HOST:PORT, not {value!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 class RspamdClassifier:
@@ -45,8 +38,8 @@ class RspamdClassifier:
 
     def __init__(self, address: str, controller: str, password: str = "",
                  timeout: float = 10.0) -> None:
-        self.address = parse_address(address, "rspamd.address")
-        self.controller = parse_address(controller, "rspamd.controller")
+        self.address = parse_hostport(address, "rspamd.address")
+        self.controller = parse_hostport(controller, "rspamd.controller")
         self.password = password
         self.timeout = timeout
 
@@ -89,9 +82,9 @@ class RspamdClassifier:
         timeout = min(timeout, self.timeout)
         status, body = self._request(self.address, "GET", "/ping", b"", [], timeout)
         if status != 200 or not body.startswith(b"pong"):
-            raise ClassifierUnavailable(f"rspamd at {_show(self.address)} answered HTTP "
+            raise ClassifierUnavailable(f"rspamd at {show_hostport(self.address)} answered HTTP "
                                         f"{status} to /ping")
-        checked = _show(self.address)
+        checked = show_hostport(self.address)
         try:
             self._request(self.controller, "GET", "/ping", b"", [], timeout)
         except ClassifierUnavailable as err:
@@ -172,11 +165,6 @@ def _json(body: bytes) -> Any:
     except ValueError as err:
         raise ClassifierUnavailable(f"rspamd sent something that is not JSON: {body[:80]!r}"
                                     ) from err
-
-
-def _show(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _header_safe(value: str) -> str:

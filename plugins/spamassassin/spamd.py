@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ie_core import ConfigError
 from ie_core.classifier import Classification, ClassifierUnavailable, Envelope
+from ie_core.config import parse_hostport, show_hostport
 
 log = logging.getLogger("ie.spamassassin")
 
@@ -33,13 +33,6 @@ MAX_REPLY = 1 << 20  # a SYMBOLS/TELL/PING reply is tiny; anything this big is n
 _STATUS = re.compile(rb"^SPAMD/\d+\.\d+ +(\d+) *(.*)$")
 _SPAM = re.compile(r"^\s*(true|false|yes|no)\s*;\s*(-?[\d.]+)\s*/\s*(-?[\d.]+)\s*$",
                    re.IGNORECASE)
-
-
-def parse_address(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"spamassassin.address must be HOST:PORT, not {value!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 @dataclass(frozen=True)
@@ -55,7 +48,7 @@ class SpamAssassinClassifier:
 
     def __init__(self, address: str, user: str = "", timeout: float = 30.0,
                  max_size: int = 512_000) -> None:
-        self.address = parse_address(address)
+        self.address = parse_hostport(address, "spamassassin.address")
         self.user = user
         self.timeout = timeout
         self.max_size = max_size
@@ -102,7 +95,7 @@ class SpamAssassinClassifier:
     def stats(self) -> Mapping[str, Any]:
         """spamd's protocol reports no Bayes counts; this says whether it answers PING."""
         reply = self._call("PING", None)
-        return {"backend": self.name, "address": ":".join(map(str, self.address)), "alive": True,
+        return {"backend": self.name, "address": show_hostport(self.address), "alive": True,
                 "reply": reply.text,
                 "learned": "not reported by spamd; run sa-learn --dump magic on its host"}
 
@@ -110,7 +103,7 @@ class SpamAssassinClassifier:
     def check(self, timeout: float) -> str:
         """``PING`` within ``timeout`` seconds (or the configured timeout, if shorter)."""
         self._call("PING", None, timeout=min(timeout, self.timeout))
-        return ":".join(map(str, self.address))
+        return show_hostport(self.address)
 
     # -- the protocol -----------------------------------------------------------------
     def _tell(self, raw: bytes, spam: bool, what: dict[str, str]) -> SpamdReply:

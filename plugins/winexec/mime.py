@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 
+from ie_core.message import decode_header_value
 from ie_plugins.winexec.content import Reader
-from ie_plugins.winexec.names import decode_name
 
 MAX_HEADER_BYTES = 256 * 1024
 """Headers beyond this many bytes of one entity are not read."""
@@ -91,7 +91,7 @@ def _names(headers: Message) -> list[str]:
         value = headers.get_param(param, None, header)
         if value is None:
             continue
-        text = decode_name(email.utils.collapse_rfc2231_value(value)).strip()
+        text = decode_header_value(email.utils.collapse_rfc2231_value(value)).strip()
         if text and text not in names:
             names.append(text)
     return names
