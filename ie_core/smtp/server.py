@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,10 +41,57 @@ _REWRITE = {
 }
 
 
+class SessionDownstream:
+    """The reinjection connection of one client session, tied to the session's life.
+
+    A worker thread takes the connection out while it uses it (RCPT, DATA) and puts it
+    back after, so no two threads ever share it.  Once the client is gone (:meth:`close`),
+    a connection put back late (a RCPT still running in a worker thread when the MTA
+    dropped the session) is refused, and its holder closes it: it is never reused with
+    the envelope still open.
+    """
+
+    def __init__(self) -> None:
+        self._conn: Downstream | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def take(self) -> Downstream | None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            return conn
+
+    def put(self, conn: Downstream) -> bool:
+        """Keep ``conn`` for the session's next command; False once the session ended."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._conn = conn
+            return True
+
+    def close(self) -> Downstream | None:
+        """The session ended: the connection kept now, if any; none is accepted after."""
+        with self._lock:
+            self._closed = True
+            conn, self._conn = self._conn, None
+            return conn
+
+
+class FilterSession(Session):
+    """aiosmtpd's session plus the reinjection connection mirroring its envelope."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.downstream = SessionDownstream()
+
+
 class FilterSMTP(SMTP):
     """aiosmtpd's SMTP with enhanced status codes and cleanup when a client vanishes."""
 
     line_length_limit = 1 << 20  # be lenient with long header lines; RFC limit is 1000
+
+    def _create_session(self) -> Session:
+        return FilterSession(self.loop)
 
     async def push(self, status: str) -> None:  # type: ignore[override]
         if status.startswith("500 Error: (") or status.startswith("500 Error: Cannot"):
@@ -53,12 +101,13 @@ class FilterSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         handler = self.event_handler
         if isinstance(handler, FilterHandler) and self.session is not None:
-            handler.drop_downstream(self.session, reusable=False)
+            handler.session_ended(self.session)
         super().connection_lost(error)
 
 
 class FilterHandler:
-    """aiosmtpd handler for one listener (one direction)."""
+    """aiosmtpd handler for one listener (one direction); its sessions are
+    :class:`FilterSession` (made by :class:`FilterSMTP`)."""
 
     def __init__(self, app: App, direction: Direction, reinjector: Reinjector,
                  executor: ThreadPoolExecutor) -> None:
@@ -67,22 +116,37 @@ class FilterHandler:
         self.reinjector = reinjector
         self.executor = executor
         self.in_flight = 0
-        self._downstreams: dict[int, Downstream] = {}
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     # -- session state -------------------------------------------------------------
-    def drop_downstream(self, session: Session, reusable: bool) -> None:
-        conn = self._downstreams.pop(id(session), None)
+    def drop_downstream(self, session: Session) -> None:
+        """The envelope is abandoned (MAIL, RSET, QUIT): RSET the connection, pool it."""
+        conn = _downstream(session).take()
         if conn is not None:
-            try:
-                self.executor.submit(self._finish, conn, reusable)
-            except RuntimeError:  # shutting down: no more worker threads
-                conn.close()
+            self._let_go(conn, reuse=True)
 
-    def _finish(self, conn: Downstream, reusable: bool) -> None:
-        self.reinjector.release(conn, reusable and conn.rset())
+    def session_ended(self, session: Session) -> None:
+        """The client is gone: close the session's connection, now and if one comes late."""
+        conn = _downstream(session).close()
+        if conn is not None:
+            self._let_go(conn, reuse=False)
+
+    def _let_go(self, conn: Downstream, reuse: bool) -> None:
+        """In a worker thread (it blocks): RSET ``conn`` and pool it, or close it."""
+        try:
+            if reuse:
+                self.executor.submit(self._finish, conn, False)
+            else:
+                self.executor.submit(conn.close)
+        except RuntimeError:  # shutting down: no more worker threads
+            conn.close()
+
+    def _finish(self, conn: Downstream, transaction_done: bool) -> None:
+        """Give ``conn`` back to the pool: as it is after a completed transaction (the
+        downstream accepted DATA), else after an RSET (closed if the RSET fails)."""
+        self.reinjector.release(conn, transaction_done or conn.rset())
 
     # -- hooks ---------------------------------------------------------------------
     async def handle_exception(self, error: Exception) -> str:
@@ -91,7 +155,7 @@ class FilterHandler:
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
-        self.drop_downstream(session, reusable=True)
+        self.drop_downstream(session)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
@@ -99,19 +163,19 @@ class FilterHandler:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
         try:
-            reply = await self._run(self._mirror_rcpt, id(session), envelope, address,
-                                    list(rcpt_options))
+            reply = await self._run(self._mirror_rcpt, _downstream(session), envelope,
+                                    address, list(rcpt_options))
         except DownstreamError as err:
-            self._downstreams.pop(id(session), None)
             return str(err.reply) if err.reply.code >= 400 else INTERNAL_ERROR
         if reply.ok:
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(rcpt_options)
         return str(reply)
 
-    def _mirror_rcpt(self, key: int, envelope: Envelope, address: str,
+    def _mirror_rcpt(self, downstream: SessionDownstream, envelope: Envelope, address: str,
                      options: list[str]) -> Reply:
-        conn = self._downstreams.get(key)
+        """Pass RCPT on, opening the downstream transaction on the first one."""
+        conn = downstream.take()
         if conn is None:
             conn = self.reinjector.acquire()
             try:
@@ -120,28 +184,29 @@ class FilterHandler:
                 conn.close()
                 raise
             if not reply.ok:
-                self.reinjector.release(conn, conn.rset())
+                self._finish(conn, False)
                 return reply
-            self._downstreams[key] = conn
         try:
-            return conn.rcpt(address, options)
+            reply = conn.rcpt(address, options)
         except DownstreamError:
-            self._downstreams.pop(key, None)
             conn.close()
             raise
+        if not downstream.put(conn):  # the client left while we waited for the reply
+            conn.close()
+        return reply
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.drop_downstream(session, reusable=True)
+        self.drop_downstream(session)
         return "250 2.0.0 Ok"
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.drop_downstream(session, reusable=True)
+        self.drop_downstream(session)
         return "221 2.0.0 Bye"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.in_flight += 1
         try:
-            conn = self._downstreams.pop(id(session), None)
+            conn = _downstream(session).take()
             return await self._run(self._process, session, envelope, conn)
         except Exception as err:  # the executor itself failed; nothing was sent
             log.error("event=data_error error=%s", type(err).__name__, exc_info=err)
@@ -157,33 +222,28 @@ class FilterHandler:
             direction=self.direction, raw=raw, mail_from=envelope.mail_from or "",
             rcpt_tos=list(envelope.rcpt_tos), received_at=self.app.clock.now(),
             peer=str(session.peer[0]) if session.peer else None)
-        reusable = False
+        delivered = False
         try:
             try:
                 ctx.queue_id = queue_id(ctx)
             except Exception:
                 ctx.queue_id = None
             verdict = processor.analyse(self.app, ctx)
-            reply, outcome, reusable = self._act(ctx, verdict, conn)
+            reply, outcome, delivered = self._act(ctx, verdict, conn)
         except Exception as err:
             log.exception("event=process_error msgid=%s error=%s", ctx.id, type(err).__name__)
-            verdict = Verdict(Action.TEMPFAIL, list(ctx.findings))
+            verdict = Verdict(Action.TEMPFAIL, list(ctx.findings),
+                              error=f"processing failed: {type(err).__name__}")
             reply, outcome = INTERNAL_ERROR, "tempfailed"
         finally:
             if conn is not None:
-                self._finish_after_data(conn, reusable)
+                self._finish(conn, delivered)
         processor.record(self.app, ctx, verdict, outcome, started)
         return reply
 
-    def _finish_after_data(self, conn: Downstream, delivered_ok: bool) -> None:
-        if delivered_ok:
-            self.reinjector.release(conn, True)
-        else:
-            self.reinjector.release(conn, conn.rset())
-
     def _act(self, ctx: MessageContext, verdict: Verdict,
              conn: Downstream | None) -> tuple[str, str, bool]:
-        """(SMTP reply, outcome for the log, downstream connection still clean)."""
+        """(SMTP reply, outcome for the log, whether the downstream accepted DATA)."""
         action = verdict.action
         if action in (Action.DELIVER, Action.JUNK):
             if conn is None:
@@ -209,6 +269,12 @@ class FilterHandler:
         if action is Action.REJECT:
             return verdict.smtp_reply or "550 5.7.1 Message refused", "rejected", False
         return verdict.smtp_reply or TEMPFAIL_REPLY, "tempfailed", False
+
+
+def _downstream(session: Session) -> SessionDownstream:
+    if not isinstance(session, FilterSession):
+        raise TypeError("FilterHandler serves FilterSMTP sessions only")
+    return session.downstream
 
 
 def _mail_options(envelope: Envelope) -> list[str]:
