@@ -12,6 +12,7 @@ from email.message import Message
 from functools import cached_property
 from typing import Any
 
+from ie_core import rawheaders
 from ie_core.verdict import Direction, Finding
 
 
@@ -58,9 +59,10 @@ class MessageContext:
 
     @cached_property
     def head(self) -> Message:
-        """The header block only (cheap whatever the body's size): what core reads."""
+        """The header block only (cheap whatever the body's size): what core reads.  Only
+        the bytes before the first blank line are parsed; the payload holds no body."""
         return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
-            self.raw, headersonly=True)
+            self.raw[:rawheaders.header_end(self.raw)], headersonly=True)
 
     @cached_property
     def message(self) -> Message:

@@ -11,18 +11,24 @@ from collections.abc import Callable, Iterable
 
 _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+_BLANK_LINE = re.compile(rb"\n\r?\n")  # a line end, then an empty line
 
 
 def split(raw: bytes) -> tuple[bytes, bytes]:
     """(header block including its final line end, rest starting at the blank line)."""
-    ends = [(pos, sep) for sep in (b"\r\n\r\n", b"\n\n") if (pos := raw.find(sep)) != -1]
-    if ends:
-        pos, sep = min(ends)
-        cut = pos + len(sep) // 2
-        return raw[:cut], raw[cut:]
+    end = header_end(raw)
+    return raw[:end], raw[end:]
+
+
+def header_end(raw: bytes) -> int:
+    """Where the header block ends: after the line end before the first blank line (a
+    line of only CRLF or LF, as the email package sees it); ``len(raw)`` without a blank
+    line, 0 when ``raw`` starts with one.  The search stops at that blank line, so a big
+    body costs nothing."""
     if raw.startswith((b"\r\n", b"\n")):
-        return b"", raw
-    return raw, b""
+        return 0
+    blank = _BLANK_LINE.search(raw)
+    return len(raw) if blank is None else blank.start() + 1
 
 
 def line_ending(raw: bytes) -> bytes:
