@@ -6,7 +6,7 @@ import click
 
 from ie_core.commands import emit, get_app, require_root
 from ie_core.pluginmanager import Hooks
-from ie_core.runtime import RuntimeSetting, current
+from ie_core.runtime import RESTORE, RuntimeSetting, current
 
 
 def build(hooks: Hooks) -> click.Command:
@@ -30,12 +30,15 @@ def build(hooks: Hooks) -> click.Command:
     params: list[click.Parameter] = [click.Option(["--json", "as_json"], is_flag=True,
                                                   help="print JSON")]
     for spec in specs.values():
-        hint = f" ({'|'.join(spec.choices)})" if spec.choices else ""
         params.append(click.Option([spec.option, _param(spec)], default=None,
-                                   help=f"{spec.doc}{hint} Default: {_show(spec.default)}; "
-                                        "-1 restores it."))
+                                   help=_help(spec)))
     return click.Command("filter-settings", callback=callback, params=params,
                          help="Show the filter settings; with options, change them (root).")
+
+
+def _help(spec: RuntimeSetting) -> str:
+    hint = f" ({'|'.join(spec.choices)})" if spec.choices else ""
+    return f"{spec.doc}{hint} Default: {_show(spec.default)}; {RESTORE} or -1 restores it."
 
 
 def _param(spec: RuntimeSetting) -> str:

@@ -16,6 +16,8 @@ from ie_core.errors import InvalidInput
 
 _TRUE = {"1", "yes", "on", "true"}
 _FALSE = {"0", "no", "off", "false"}
+RESTORE = "default"
+"""The word that restores a setting's declared default, whatever its type."""
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,11 @@ class RuntimeSetting:
         return "--" + self.name.replace(".", "-").replace("_", "-")
 
     def parse(self, text: str) -> Any:
-        """The value typed on the command line, checked; ``-1`` restores the default."""
+        """The value typed on the command line, checked; ``None`` (restore the default)
+        for :data:`RESTORE` or ``-1`` (the Imunify CLI's word for it), whatever the type:
+        no setting here has a use for -1 as a value."""
         text = text.strip()
-        if text == "-1" and self.type is not float and self.type is not int:
+        if text in (RESTORE, "-1"):
             return None
         if self.type is bool:
             if text.lower() in _TRUE:
