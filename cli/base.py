@@ -1,22 +1,25 @@
 """The top-level group class shared by ``ie-cli`` and ``ie-config``.
 
 It adds the commands plugins contribute, builds the App lazily from ``--config`` and turns
-every error into one line on stderr with a non-zero exit (``IE_DEBUG=1`` shows the
-traceback).
+every error into one line on stderr with a non-zero exit; log records (WARNING and above)
+are one line each too (``IE_DEBUG=1`` shows the tracebacks).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from ie_core.app import App, create_app
-from ie_core.commands import CliState
+from ie_core.commands import CliState, print_error
+from ie_core.db import describe_error
 from ie_core.errors import IeError
 
 
@@ -58,35 +61,86 @@ class IeGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.pop("standalone_mode", None)
+        prog = self.name or "ie"
+        with log_to_stderr(prog):
+            code = self._run(prog, *args, **kwargs)
+        sys.exit(code)
+
+    def _run(self, prog: str, *args: Any, **kwargs: Any) -> int:
+        """The command's exit code; every error is reported here, on one line."""
         try:
             # Not standalone: click then returns (rather than raises) a command's exit code
             # and leaves every exception to us.
             code = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
         except click.exceptions.Exit as e:
-            code = e.exit_code
+            return e.exit_code
         except click.Abort:
-            _error(self.name, "aborted")
+            message = "aborted"
         except click.ClickException as e:
             e.show()
-            sys.exit(e.exit_code if e.exit_code else 2)
+            return e.exit_code if e.exit_code else 2
         except IeError as e:
-            _error(self.name, str(e))
-        except OperationalError as e:
-            _error(self.name, f"database unavailable: {str(e.orig).strip().splitlines()[0]}")
+            message = str(e)
         except SQLAlchemyError as e:
-            _error(self.name, f"database error: {type(e).__name__}")
+            message = describe_error(e)
         except BrokenPipeError:
-            sys.exit(1)
+            return 1
         except Exception as e:  # a bug: still one line unless asked for the traceback
-            if os.environ.get("IE_DEBUG"):
+            if debugging():
                 raise
-            _error(self.name, f"internal error: {type(e).__name__}: {e}")
-        sys.exit(code if isinstance(code, int) else 0)
+            message = f"internal error: {type(e).__name__}: {e}"
+        else:
+            return code if isinstance(code, int) else 0
+        print_error(prog, message)
+        return 1
 
 
-def _error(prog: str | None, message: str) -> None:
-    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
-    sys.exit(1)
+def debugging() -> bool:
+    """``IE_DEBUG=1``: show tracebacks instead of one-line errors."""
+    return bool(os.environ.get("IE_DEBUG"))
+
+
+@contextlib.contextmanager
+def log_to_stderr(prog: str) -> Iterator[None]:
+    """While a command runs, print log records of WARNING and above on stderr, one line
+    each, without the traceback (``IE_DEBUG=1`` shows it)."""
+    handler = _StderrHandler(logging.WARNING)
+    handler.setFormatter(logging.Formatter(f"{prog}: %(levelname)s: %(name)s: %(message)s")
+                         if debugging() else _OneLineFormatter(prog))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to ``sys.stderr`` as it is when the record comes (click's test runner and
+    pytest replace it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """``PROG: LEVEL: message (what the exception said)`` on one line."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__()
+        self._prog = prog
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        err = record.exc_info[1] if record.exc_info else None
+        if isinstance(err, SQLAlchemyError):
+            text += f" ({describe_error(err)})"
+        elif err is not None:
+            text += f" ({type(err).__name__}: {err})"
+        return " ".join(f"{self._prog}: {record.levelname.lower()}: {text}".split())
 
 
 def _state(ctx: click.Context) -> CliState:

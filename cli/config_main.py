@@ -6,8 +6,8 @@ import click
 
 from ie_cli.base import IeGroup, setup_state
 from ie_cli.status import status
-from ie_core import __version__
-from ie_core.commands import emit, emit_ok, get_app
+from ie_cli.version import version
+from ie_core.commands import emit_ok, get_app
 from ie_core.db import migrate
 
 
@@ -19,13 +19,6 @@ from ie_core.db import migrate
 def ie_config(ctx: click.Context, config: str | None, data_dir: str | None) -> None:
     """Deploy and control ie: status, MTA and Dovecot wiring, database."""
     setup_state(ctx)
-
-
-@ie_config.command("version")
-@click.option("--json", "as_json", is_flag=True)
-def version(as_json: bool) -> None:
-    """Print the version."""
-    emit({"version": __version__}, as_json, lambda: __version__)
 
 
 @ie_config.group("db")
@@ -48,3 +41,4 @@ def db_check() -> None:
 
 
 ie_config.add_command(status)
+ie_config.add_command(version)

@@ -7,7 +7,7 @@ import click
 from ie_cli import filter_settings
 from ie_cli.base import IeGroup, setup_state
 from ie_cli.check import check
-from ie_core import __version__
+from ie_cli.version import version
 from ie_core.app import App
 
 
@@ -25,13 +25,5 @@ def ie_cli(ctx: click.Context, config: str | None, data_dir: str | None) -> None
     setup_state(ctx)
 
 
-@ie_cli.command("version")
-@click.option("--json", "as_json", is_flag=True)
-def version(as_json: bool) -> None:
-    """Print the version."""
-    from ie_core.commands import emit
-
-    emit({"version": __version__}, as_json, lambda: __version__)
-
-
 ie_cli.add_command(check)
+ie_cli.add_command(version)

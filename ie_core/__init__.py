@@ -1,13 +1,15 @@
 """ie core: the public API plugins build on.
 
 Plugins import from here and from these modules only (:data:`PUBLIC_MODULES`, checked by
-``tests/unit/test_layering.py``): ``ie_core.db`` and ``ie_core.db.models`` (tables, the
-core's account and domain tables), ``ie_core.events`` (the outbox),
-``ie_core.smtp.reinject`` (sending mail past the filter), ``ie_core.classifier`` (the
-classifier contract), ``ie_core.runtime`` (run-time settings), ``ie_core.commands`` and
-``ie_core.account_options`` (what plugins add to the command lines), ``ie_core.identity``
-(address and name checks), ``ie_core.config`` (host:port values, the default config path)
-and ``ie_core.message`` (header decoding).  The core never imports a plugin.
+``tests/unit/test_layering.py``): ``ie_core.db``, ``ie_core.db.models`` and
+``ie_core.db.migrate`` (tables, the core's account and domain tables, the schema check),
+``ie_core.events`` (the outbox), ``ie_core.smtp.reinject`` (sending mail past the filter),
+``ie_core.classifier`` (the classifier contract), ``ie_core.runtime`` (run-time settings),
+``ie_core.commands`` and ``ie_core.account_options`` (what plugins add to the command
+lines), ``ie_core.identity`` (address and name checks), ``ie_core.config`` (host:port
+values, the default config path), ``ie_core.message`` (header decoding),
+``ie_core.rawheaders`` (editing a message's header block byte-exactly) and
+``ie_core.durations`` (``--since``-style durations).  The core never imports a plugin.
 """
 
 import pluggy
@@ -34,9 +36,11 @@ hookimpl = pluggy.HookimplMarker("ie")
 """Marker for hook implementations: ``@hookimpl def ie_stages(app): ...``."""
 
 PUBLIC_MODULES = frozenset({
-    "ie_core", "ie_core.db", "ie_core.db.models", "ie_core.events", "ie_core.smtp.reinject",
+    "ie_core", "ie_core.db", "ie_core.db.models", "ie_core.db.migrate", "ie_core.events",
+    "ie_core.smtp.reinject",
     "ie_core.classifier", "ie_core.runtime", "ie_core.commands", "ie_core.account_options",
-    "ie_core.identity", "ie_core.config", "ie_core.message",
+    "ie_core.identity", "ie_core.config", "ie_core.message", "ie_core.rawheaders",
+    "ie_core.durations",
 })
 
 __all__ = [

@@ -58,10 +58,6 @@ class App:
     def hostname(self) -> str:
         return self.config.get("ie.hostname") or socket.getfqdn()
 
-    @property
-    def is_root(self) -> bool:
-        return os.geteuid() == 0
-
     def stages(self, direction: Direction) -> list[Stage]:
         """The ordered stages for ``direction``, worked out once per configuration (not
         per message); raises :class:`ConfigError` for an order naming unknown stages."""

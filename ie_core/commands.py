@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -42,13 +41,13 @@ def get_app() -> App:
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one line on stderr and exit non-zero."""
-    raise click.exceptions.Exit(_print_error(message, code))
+    print_error(click.get_current_context().find_root().info_name or "ie", message)
+    raise click.exceptions.Exit(code)
 
 
-def _print_error(message: str, code: int) -> int:
-    prog = click.get_current_context().find_root().info_name or "ie"
+def print_error(prog: str, message: str) -> None:
+    """``PROG: error: MESSAGE`` on stderr, folded onto one line."""
     click.echo(f"{prog}: error: {' '.join(str(message).split())}", err=True)
-    return code
 
 
 def emit(data: Any, as_json: bool, text: Callable[[], str]) -> None:
@@ -70,13 +69,6 @@ def caller_uid() -> int:
 
 def is_root() -> bool:
     return caller_uid() == 0
-
-
-def caller_name() -> str:
-    try:
-        return pwd.getpwuid(caller_uid()).pw_name
-    except KeyError:
-        return str(caller_uid())
 
 
 def require_root() -> None:

@@ -106,10 +106,6 @@ class Config:
         return self._values.get(dotted, self._keys[dotted].default)
 
     @property
-    def keys(self) -> list[ConfigKey]:
-        return list(self._keys.values())
-
-    @property
     def data_dir(self) -> Path:
         return Path(self.get("ie.data_dir") or default_data_dir())
 

@@ -14,9 +14,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ie_core.app import App, create_app
 from ie_core.config import parse_hostport
-from ie_core.db import migrate
+from ie_core.db import describe_error, migrate
 from ie_core.errors import IeError
 from ie_core.smtp.reinject import Reinjector
 from ie_core.smtp.server import FilterHandler, FilterSMTP
@@ -47,11 +49,7 @@ class FilterDaemon:
         self._reinjectors: list[Reinjector] = []
 
     def _reinjector(self, setting: str) -> Reinjector:
-        host, port = parse_hostport(self.app.config.get(setting), setting)
-        config = self.app.config
-        r = Reinjector(host, port, timeout=config.get("filter.reinject_timeout"),
-                       idle=config.get("filter.reinject_idle"), helo=self.app.hostname,
-                       max_per_connection=config.get("filter.reinject_max_per_connection"))
+        r = Reinjector.from_config(self.app, setting)
         self._reinjectors.append(r)
         return r
 
@@ -207,11 +205,11 @@ def main(argv: list[str] | None = None) -> int:
                     "filter.incoming_reinject"):
             if app.config.get(key):
                 parse_hostport(app.config.get(key), key)
-    except IeError as err:
+    except (IeError, OSError) as err:
         print(f"ie-filterd: {err}", file=sys.stderr)
         return 2
-    except OSError as err:
-        print(f"ie-filterd: {err}", file=sys.stderr)
+    except SQLAlchemyError as err:  # unreachable server, malformed ie.database_url...
+        print(f"ie-filterd: {describe_error(err)}", file=sys.stderr)
         return 2
     try:
         workers = app.config.get("filter.workers")

@@ -29,7 +29,8 @@ def run_stages(ctx: MessageContext, stages: Sequence[Stage]) -> Verdict:
             failure = Finding(stage=stage.name, reason=None, action=Action.TEMPFAIL,
                               detail=f"stage {stage.name} failed: {type(err).__name__}")
             ctx.findings.append(failure)
-            return Verdict(Action.TEMPFAIL, list(ctx.findings), smtp_reply=TEMPFAIL_REPLY)
+            return Verdict(Action.TEMPFAIL, list(ctx.findings), smtp_reply=TEMPFAIL_REPLY,
+                           error=failure.detail)
         if finding is None:
             continue
         ctx.findings.append(finding)

@@ -65,10 +65,6 @@ class Hooks:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
 
-    @property
-    def plugin_names(self) -> list[str]:
-        return sorted(n for n, p in self.pm.list_name_plugin() if p is not None)
-
     def config_keys(self) -> list[ConfigKey]:
         return [k for keys in self.pm.hook.ie_config_keys() for k in keys]
 
@@ -88,10 +84,14 @@ class Hooks:
 
     def action_taken(self, app: App, ctx: MessageContext, verdict: Verdict,
                      outcome: str) -> None:
-        self.pm.hook.ie_action_taken(app=app, ctx=ctx, verdict=verdict, outcome=outcome)
+        """Tell the observers what was done; a plugin that raises is logged, not raised
+        (the message is already safe)."""
+        self._observe("ie_action_taken", app=app, ctx=ctx, verdict=verdict, outcome=outcome)
 
     def event(self, app: App, event: Event) -> None:
-        self.pm.hook.ie_event(app=app, event=event)
+        """Hand an outbox event to the observers; a plugin that raises is logged, not
+        raised (the caller goes on with the next event)."""
+        self._observe("ie_event", app=app, event=event)
 
     def runtime_settings(self) -> list[RuntimeSetting]:
         return [r for rs in self.pm.hook.ie_runtime_settings() for r in rs]
@@ -139,9 +139,9 @@ class Hooks:
     def shutdown(self, app: App) -> None:
         self.pm.hook.ie_shutdown(app=app)
 
-    def call_safely(self, what: str, **kwargs: Any) -> None:
+    def _observe(self, hook: str, **kwargs: Any) -> None:
         """Call an observer hook, logging (not raising) what a plugin throws."""
         try:
-            getattr(self.pm.hook, what)(**kwargs)
+            getattr(self.pm.hook, hook)(**kwargs)
         except Exception:
-            log.exception("event=plugin_error hook=%s", what)
+            log.exception("event=plugin_error hook=%s", hook)

@@ -44,14 +44,16 @@ def analyse(app: App, ctx: MessageContext, stages: Sequence[Stage] | None = None
             stages = app.stages(ctx.direction)
     except Exception as err:
         log.exception("event=identify_error msgid=%s error=%s", ctx.id, type(err).__name__)
-        return Verdict(Action.TEMPFAIL, smtp_reply=TEMPFAIL_REPLY)
+        return Verdict(Action.TEMPFAIL, smtp_reply=TEMPFAIL_REPLY,
+                       error=f"identify failed: {type(err).__name__}")
     verdict = run_stages(ctx, stages)
     if verdict.action is not Action.TEMPFAIL and not ctx.dry_run:
         try:
             app.hooks.message_processed(app, ctx, verdict)
         except Exception as err:
             log.exception("event=observer_error msgid=%s error=%s", ctx.id, type(err).__name__)
-            return Verdict(Action.TEMPFAIL, verdict.findings, verdict.score, TEMPFAIL_REPLY)
+            return Verdict(Action.TEMPFAIL, verdict.findings, verdict.score, TEMPFAIL_REPLY,
+                           error=f"ie_message_processed failed: {type(err).__name__}")
     return verdict
 
 
@@ -104,7 +106,7 @@ def record(app: App, ctx: MessageContext, verdict: Verdict, outcome: str,
                 score=verdict.score, duration_ms=ms))
     except Exception as err:
         log.error("event=log_write_failed msgid=%s error=%s", ctx.id, err)
-    app.hooks.call_safely("ie_action_taken", app=app, ctx=ctx, verdict=verdict, outcome=outcome)
+    app.hooks.action_taken(app, ctx, verdict, outcome)
 
 
 def _safe(text: str) -> str:

@@ -10,7 +10,6 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ie_core.clock import Clock
@@ -61,11 +60,6 @@ class RuntimeSettings:
         else:
             row.value = value
             row.updated_at = self._clock.now()
-
-    def all(self, prefix: str = "") -> dict[str, Any]:
-        with self._db.session() as s:
-            rows = s.scalars(select(Setting).where(Setting.key.startswith(prefix))).all()
-            return {r.key: r.value for r in rows}
 
     def invalidate(self) -> None:
         with self._lock:

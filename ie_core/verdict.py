@@ -57,6 +57,9 @@ class Verdict:
     findings: list[Finding] = field(default_factory=list)
     score: float = 0.0
     smtp_reply: str | None = None  # set for REJECT/TEMPFAIL: the reply the MTA gets
+    error: str | None = None
+    """Set when the verdict is a TEMPFAIL because something failed (a stage raised, the
+    sender could not be identified), not because a stage asked for it: what failed."""
 
     @property
     def reasons(self) -> list[str]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
@@ -51,6 +52,15 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def describe_error(err: SQLAlchemyError) -> str:
+    """One line for an admin's terminal or log: what the database said, without the SQL
+    statement, its parameters or SQLAlchemy's link to its documentation."""
+    detail = str(err.orig) if isinstance(err, DBAPIError) else str(err)
+    first = next((line.strip() for line in detail.splitlines() if line.strip()),
+                 type(err).__name__)
+    return f"database error: {first}"
 
 
 def _make_sqlite_dir(url: str) -> None:

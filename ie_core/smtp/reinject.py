@@ -20,6 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ie_core.config import parse_hostport
+
+if TYPE_CHECKING:
+    from ie_core.app import App
 
 log = logging.getLogger("ie.reinject")
 
@@ -78,10 +84,6 @@ class Downstream:
         except DownstreamError:
             self.close()
             raise
-
-    @property
-    def esmtp(self) -> set[str]:
-        return set(self._smtp.esmtp_features)
 
     def _call(self, fn):  # type: ignore[no-untyped-def]
         try:
@@ -194,6 +196,19 @@ class Reinjector:
         self._pool: list[Downstream] = []
         self._lock = threading.Lock()
         self._max_idle = max_idle_connections
+
+    @classmethod
+    def from_config(cls, app: App, key: str = "filter.reinject") -> Reinjector:
+        """A pool to the HOST:PORT in configuration key ``key`` (``filter.reinject``,
+        ``filter.incoming_reinject``), with ``filter.reinject_timeout``,
+        ``filter.reinject_idle`` and ``filter.reinject_max_per_connection``, greeting with
+        the App's host name.  Raises :class:`~ie_core.errors.ConfigError` for a bad
+        address."""
+        config = app.config
+        host, port = parse_hostport(config.get(key), key)
+        return cls(host, port, timeout=config.get("filter.reinject_timeout"),
+                   idle=config.get("filter.reinject_idle"), helo=app.hostname,
+                   max_per_connection=config.get("filter.reinject_max_per_connection"))
 
     def acquire(self) -> Downstream:
         """A connection ready for MAIL FROM (raises :class:`DownstreamError`)."""

@@ -7,8 +7,10 @@ import logging
 import signal
 import sys
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ie_core import IeError, create_app
-from ie_core.db import migrate
+from ie_core.db import describe_error, migrate
 from ie_plugins.notify.service import Notifier
 
 log = logging.getLogger("ie.notify")
@@ -28,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         notifier = Notifier(app)
     except (IeError, OSError) as err:
         print(f"ie-notifyd: {err}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as err:  # unreachable server, malformed ie.database_url...
+        print(f"ie-notifyd: {describe_error(err)}", file=sys.stderr)
         return 2
     try:
         if args.once:

@@ -31,7 +31,7 @@ class Notifier:
     def handle(self, ev: Event) -> None:
         """One event: plan its notifications, let other plugins observe it."""
         handle_event(self.app, self.templates, ev)
-        self.app.hooks.call_safely("ie_event", app=self.app, event=ev)
+        self.app.hooks.event(self.app, ev)
         self._work.set()
 
     def catch_up(self) -> int:

@@ -9,7 +9,10 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from tests.fixtures.daemon import BIN, DaemonProcess, write_config
+from tests.fixtures.sink import free_port
 
 MSG = b"From: a@example.com\r\nSubject: t\r\n\r\nbody\r\n"
 
@@ -100,3 +103,20 @@ def test_a_bad_pipeline_or_address_stops_it_at_start_with_one_line(tmp_path):
         assert out.returncode == 2
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], out.stderr
+
+
+@pytest.mark.parametrize("program", ["ie-filterd", "ie-notifyd"])
+def test_a_bad_database_stops_it_at_start_with_one_line(tmp_path, program):
+    port = free_port()  # nothing listens there
+    for name, url, message in (
+            ("malformed", "foo",
+             "database error: Could not parse SQLAlchemy URL from given URL string"),
+            ("unreachable", f"postgresql+psycopg://ie@127.0.0.1:{port}/ie?connect_timeout=2",
+             "database error: connection failed: connection to server at")):
+        cfg = write_config(tmp_path / f"{name}.toml", {"ie.data_dir": str(tmp_path / name),
+                                                       "ie.database_url": url})
+        out = subprocess.run([str(BIN / program), "--config", str(cfg)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2
+        [line] = out.stderr.strip().splitlines()
+        assert line.startswith(f"{program}: {message}"), out.stderr

@@ -16,11 +16,20 @@ def imported_modules(folder: Path) -> dict[str, set[str]]:
     for path in folder.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module
+                     else _from_names(node) if isinstance(node, ast.ImportFrom) and node.module
                      and node.level == 0 else [])
             for name in names:
                 found.setdefault(name, set()).add(str(path.relative_to(ROOT)))
     return found
+
+
+def _from_names(node: ast.ImportFrom) -> list[str]:
+    """``from pkg import name``: ``pkg.name`` where that is a module of ours, else ``pkg``."""
+    assert node.module is not None
+    folder = ROOT / node.module.replace(".", "/")
+    modules = [f"{node.module}.{a.name}" for a in node.names
+               if (folder / f"{a.name}.py").is_file() or (folder / a.name).is_dir()]
+    return modules or [node.module]
 
 
 def test_plugins_use_only_the_public_core_modules():

@@ -1,0 +1,33 @@
+"""The typed observer calls: a plugin that raises in ``ie_action_taken`` or ``ie_event``
+is logged, never raised to the caller (the message is already safe)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from ie_core import Action, Direction, MessageContext, Verdict, hookimpl
+from ie_core.events import Event
+
+
+class Raising:
+    @hookimpl
+    def ie_action_taken(self, app, ctx, verdict, outcome):
+        raise RuntimeError("observer bug")
+
+    @hookimpl
+    def ie_event(self, app, event):
+        raise RuntimeError("observer bug")
+
+
+def test_observer_errors_are_logged_not_raised(make_app, caplog):
+    app = make_app(plugins=[("raising", Raising())])
+    ctx = MessageContext(direction=Direction.OUTGOING, raw=b"Subject: s\r\n\r\n",
+                         mail_from="a@example.com", rcpt_tos=["b@example.org"],
+                         received_at=datetime.now(UTC))
+    caplog.set_level(logging.ERROR, logger="ie.plugins")
+    app.hooks.action_taken(app, ctx, Verdict(Action.DELIVER), "delivered")
+    app.hooks.event(app, Event(id=1, created_at=datetime.now(UTC), kind="test", account=None,
+                               payload={}))
+    assert [r.getMessage() for r in caplog.records] == [
+        "event=plugin_error hook=ie_action_taken", "event=plugin_error hook=ie_event"]
