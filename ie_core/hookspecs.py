@@ -120,7 +120,8 @@ def ie_release(app: App, held_id: str, actor: str) -> bool | None:
     """Release a held message as ``actor`` (no per-user release limit applies).
 
     Return ``True`` when the MTA accepted it for every recipient, ``False`` when it stays
-    held (the reason is logged), ``None`` when no plugin holds mail.
+    held (the reason is logged), ``None`` when no plugin holds mail.  Raises
+    :class:`~ie_core.errors.NotFound` when no held message has that id.
     """
 
 

@@ -1,13 +1,16 @@
 """Built-in account resolvers and the ``ie-cli domains`` commands.
 
 Order (first answer wins): the local Unix user the MTA reported (a PHP script runs as its
-account's user, whatever address it claims), then ie's own domain map (database), then
-cPanel's ``/etc/userdomains``.  Core falls back to ``root``.
+account's user, whatever address it claims), if it is a valid account name and not a
+system user; then ie's own domain map (database), then cPanel's ``/etc/userdomains``.
+Core falls back to ``root``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Iterable, Sequence
 
 import click
 from sqlalchemy import select
@@ -34,16 +37,51 @@ def lookup_domain_map(app: App, domain: str) -> str | None:
     return None
 
 
+def parse_userdomains(lines: Iterable[str]) -> dict[str, str]:
+    """``domain: user`` lines (cPanel) as ``{domain: user}``; the ``*`` catch-all is
+    skipped."""
+    table = {}
+    for line in lines:
+        d, sep, user = line.partition(":")
+        if sep and d.strip() and d.strip() != "*":
+            table[d.strip().lower()] = user.strip()
+    return table
+
+
+class _UserdomainsCache:
+    """The parsed table per path, parsed again only when the file's inode, modification
+    time or size changed (the file is read for every message otherwise)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tables: dict[str, tuple[tuple[int, int, int], dict[str, str]]] = {}
+
+    def table(self, path: str) -> dict[str, str] | None:
+        """``None`` when the file cannot be read."""
+        with self._lock:
+            try:
+                st = os.stat(path)
+                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+                cached = self._tables.get(path)
+                if cached is not None and cached[0] == stamp:
+                    return cached[1]
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    table = parse_userdomains(fh)
+            except OSError:
+                self._tables.pop(path, None)
+                return None
+            self._tables[path] = (stamp, table)
+            return table
+
+
+_userdomains = _UserdomainsCache()
+
+
 def lookup_userdomains(path: str, domain: str) -> str | None:
-    """``domain: user`` lines (cPanel); ``*`` is the catch-all owner and is skipped."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            table = {}
-            for line in fh:
-                d, sep, user = line.partition(":")
-                if sep and d.strip() and d.strip() != "*":
-                    table[d.strip().lower()] = user.strip()
-    except OSError:
+    """The owner of ``domain`` or its nearest listed parent in cPanel's ``/etc/userdomains``
+    (``nobody`` and names that are not valid accounts count as no owner)."""
+    table = _userdomains.table(path)
+    if table is None:
         return None
     for candidate in _parent_domains(domain):
         owner = table.get(candidate)
@@ -54,8 +92,9 @@ def lookup_userdomains(path: str, domain: str) -> str | None:
 
 @hookimpl(trylast=True)
 def ie_resolve_account(app: App, identity: SenderIdentity) -> str | None:
-    if identity.local_user and identity.local_user not in SYSTEM_USERS:
-        return identity.local_user
+    local = identity.local_user
+    if local and local not in SYSTEM_USERS and valid_account(local):
+        return local
     if not identity.domain:
         return None
     return (lookup_domain_map(app, identity.domain)

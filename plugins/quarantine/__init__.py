@@ -4,6 +4,7 @@ deletion, the ``blocked`` stage and the ``ie-cli`` commands (see docs/quarantine
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from ie_core import (
     Verdict,
     hookimpl,
 )
+from ie_core.smtp.reinject import Reinjector
 
 from . import actions, cli
 from .hold import blob_store, hold
@@ -73,7 +75,9 @@ def ie_hold(app: App, ctx: MessageContext, verdict: Verdict) -> str | None:
 
 @hookimpl
 def ie_release(app: App, held_id: str, actor: str) -> bool | None:
-    reinjector = actions.make_reinjector(app)
+    """``False`` when the message stays held; :class:`~ie_core.NotFound` (raised) when no
+    held message has that id, so a caller such as auto-release stops retrying it."""
+    reinjector = Reinjector.from_config(app)
     try:
         actions.release(app, reinjector, held_id, actor)
     except actions.ReleaseRefused as err:
@@ -90,12 +94,17 @@ def ie_cli_commands(app: App) -> Sequence[click.Command]:
 
 
 def sweep(app: App) -> list[str]:
-    """Remove message files that no held row names (see :meth:`BlobStore.sweep`)."""
-    def is_held(held_id: str) -> bool:
-        with app.db.session() as s:
-            return s.get(HeldMessage, held_id) is not None
+    """Remove message files that no held row names (see :meth:`BlobStore.sweep`).
 
-    return blob_store(app).sweep(is_held)
+    The held ids are read in one query, and only once a file is old enough to be removed:
+    such a file's row, if it has one, was committed long before that query.
+    """
+    @functools.cache
+    def held_ids() -> frozenset[str]:
+        with app.db.session() as s:
+            return frozenset(s.scalars(select(HeldMessage.id)))
+
+    return blob_store(app).sweep(lambda held_id: held_id in held_ids())
 
 
 @hookimpl

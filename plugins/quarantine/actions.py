@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, or_, select, update
 
-from ie_core import App, rawheaders
+from ie_core import App, NotFound, rawheaders
 from ie_core.events import DELETED as DELETED_EVENT
 from ie_core.events import RELEASED as RELEASED_EVENT
 from ie_core.events import emit
@@ -43,14 +43,6 @@ class ReleaseLimit:
     per_hour: int
 
 
-def make_reinjector(app: App) -> Reinjector:
-    address = app.config.get("filter.reinject")
-    host, _, port = address.rpartition(":")
-    return Reinjector(host.strip("[]") or "127.0.0.1", int(port),
-                      timeout=app.config.get("filter.reinject_timeout"),
-                      idle=app.config.get("filter.reinject_idle"), helo=app.hostname)
-
-
 def release_header(raw: bytes, actor: str, at: str, held_id: str) -> bytes:
     """The original bytes with one header on top recording the release."""
     safe_actor = "".join(c for c in actor if c.isalnum() or c in "._-@")[:64] or "-"
@@ -62,8 +54,9 @@ def release(app: App, reinjector: Reinjector, held_id: str, actor: str,
     """Send one held message to all its recipients, or leave it held.
 
     The row is claimed first (``held`` -> ``releasing`` in one UPDATE), so two concurrent
-    releases send it once.  Raises :class:`ReleaseRefused` when it stays held.
-    ``account`` restricts the id to one account (the caller's).
+    releases send it once.  Raises :class:`ReleaseRefused` when it stays held, and
+    :class:`~ie_core.NotFound` when no held message has that id (in ``account``, which
+    restricts the id to one account, the caller's).
     """
     row = _claim(app, held_id, limit, account)
     store = blob_store(app)
@@ -113,16 +106,18 @@ def _claim(app: App, held_id: str, limit: ReleaseLimit | None,
             if used >= limit.per_hour:
                 raise ReleaseRefused(f"release limit reached: {limit.per_hour} per hour for "
                                      f"account {limit.account}")
-        where = [HeldMessage.id == held_id,
-                 or_(HeldMessage.state == HELD,
-                     (HeldMessage.state == RELEASING)
-                     & (HeldMessage.claimed_at < now - STALE_CLAIM))]
+        this = [HeldMessage.id == held_id]
         if account is not None:
-            where.append(HeldMessage.account == account)
-        claimed = s.execute(update(HeldMessage).where(*where).values(
+            this.append(HeldMessage.account == account)
+        claimable = or_(HeldMessage.state == HELD,
+                        (HeldMessage.state == RELEASING)
+                        & (HeldMessage.claimed_at < now - STALE_CLAIM))
+        claimed = s.execute(update(HeldMessage).where(*this, claimable).values(
             state=RELEASING, claimed_at=now, claim_limited=limit is not None)
             .execution_options(synchronize_session=False))
         if cast(CursorResult[Any], claimed).rowcount != 1:
+            if s.scalar(select(HeldMessage.id).where(*this)) is None:
+                raise NotFound(f"no held message with id {held_id}")
             raise ReleaseRefused("it is being released or deleted by someone else")
         row = s.scalars(select(HeldMessage).where(HeldMessage.id == held_id)
                         .execution_options(populate_existing=True)).one()
@@ -155,6 +150,7 @@ def delete(app: App, held_ids: list[str], actor: str, spam: bool = False) -> lis
     with app.db.session() as s:
         rows = s.scalars(select(HeldMessage).where(HeldMessage.id.in_(held_ids),
                                                    HeldMessage.state == HELD)
+                         .order_by(HeldMessage.quarantined_at, HeldMessage.id)  # as hold.py
                          .with_for_update()).all()
         for row in rows:
             s.add(log_entry(row, DELETED, actor, now))

@@ -58,9 +58,12 @@ def _commit(app: App, ctx: MessageContext, verdict: Verdict, held_id: str,
         limit = default_limit if settings.limit_bytes is None else settings.limit_bytes
         used = used_bytes(s, account)
         if used + ctx.size > limit:
+            # FOR UPDATE: a row a release claims meanwhile (held -> releasing) is waited
+            # for and then skipped, never evicted while it is being sent
             oldest = s.scalars(select(HeldMessage).where(
                 HeldMessage.account == account, HeldMessage.state == HELD)
-                .order_by(HeldMessage.quarantined_at, HeldMessage.id)).all()
+                .order_by(HeldMessage.quarantined_at, HeldMessage.id)
+                .with_for_update().execution_options(populate_existing=True)).all()
             for row in oldest:
                 if used + ctx.size <= limit:
                     break

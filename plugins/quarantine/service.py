@@ -13,10 +13,8 @@ release limit; an id of another account gives the same answer as an unknown id.
 from __future__ import annotations
 
 import base64
-import re
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -24,8 +22,10 @@ from sqlalchemy.orm import Session
 
 from ie_core import App, InvalidInput, NotFound, PermissionDenied
 from ie_core.account_options import AccountOption
+from ie_core.durations import parse_duration
 from ie_core.events import ACCOUNT_BLOCKED, emit
 from ie_core.identity import valid_account
+from ie_core.smtp.reinject import Reinjector
 
 from . import actions
 from .hold import blob_store
@@ -41,10 +41,9 @@ from .models import ACCOUNT_STATES, BLOCK, HeldMessage, QuarantineAccount, Quara
 from .view import details, item
 
 ROOT = "root"
-_SINCE = re.compile(r"^(\d{1,9})([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_LIST = 1000
 MAX_IDS = 1000
+MAX_INT32 = 2**31 - 1  # the largest value an Integer column holds on every backend
 
 
 @dataclass(frozen=True)
@@ -83,14 +82,6 @@ def message_ids(value: Any) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def parse_since(value: Any) -> timedelta:
-    m = _SINCE.match(value.strip()) if isinstance(value, str) else None
-    if not m:
-        raise InvalidInput(f"--since takes a number and a unit s, m, h or d (100s, 5m, 1h, "
-                           f"5d), not {str(value)[:40]!r}")
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-
-
 def count(value: Any, option: str, *, minimum: int = 0, maximum: int = 2**62) -> int:
     try:
         number = int(str(value).strip())
@@ -101,11 +92,12 @@ def count(value: Any, option: str, *, minimum: int = 0, maximum: int = 2**62) ->
     return number
 
 
-def override(value: Any, option: str) -> int | None:
-    """An account's own limit: a number >= 0, or ``default`` to use the default again."""
+def override(value: Any, option: str, maximum: int = 2**62) -> int | None:
+    """An account's own limit: a number from 0 to ``maximum``, or ``default`` to use the
+    default again."""
     if isinstance(value, str) and value.strip().lower() == "default":
         return None
-    return count(value, option)
+    return count(value, option, maximum=maximum)
 
 
 # -- the service ----------------------------------------------------------------------
@@ -121,7 +113,7 @@ class QuarantineService:
     @property
     def reinjector(self) -> Any:
         if self._reinjector is None:
-            self._reinjector = actions.make_reinjector(self.app)
+            self._reinjector = Reinjector.from_config(self.app)
         return self._reinjector
 
     def _scope(self, caller: Caller, account: Any) -> str | None:
@@ -134,7 +126,7 @@ class QuarantineService:
             raise PermissionDenied(f"you may only act on your own account ({caller.user})")
         return caller.user
 
-    def _find(self, s: Session, caller: Caller, held_id: str, scope: str | None) -> HeldMessage:
+    def _find(self, s: Session, held_id: str, scope: str | None) -> HeldMessage:
         row = s.get(HeldMessage, held_id)
         if row is None or (scope is not None and row.account != scope):
             raise NotFound(f"no held message with id {held_id}")
@@ -149,7 +141,8 @@ class QuarantineService:
         if scope is not None:
             where.append(HeldMessage.account == scope)
         if since is not None:
-            where.append(HeldMessage.received_at >= self.app.clock.now() - parse_since(since))
+            since_at = self.app.clock.now() - parse_duration(since)
+            where.append(HeldMessage.received_at >= since_at)
         if reason:
             where.append(HeldMessage.reasons_key.contains(f",{str(reason).strip()},",
                                                           autoescape=True))
@@ -173,7 +166,7 @@ class QuarantineService:
         if scope is not None:
             where.append(QuarantineLog.account == scope)
         if since is not None:
-            where.append(QuarantineLog.at >= self.app.clock.now() - parse_since(since))
+            where.append(QuarantineLog.at >= self.app.clock.now() - parse_duration(since))
         n = count(limit, "--limit", minimum=1, maximum=MAX_LIST)
         skip = count(offset, "--offset")
         with self.app.db.session() as s:
@@ -192,7 +185,7 @@ class QuarantineService:
         held_id = message_id(str(id))
         scope = self._scope(caller, account)
         with self.app.db.session() as s:
-            row = self._find(s, caller, held_id, scope)
+            row = self._find(s, held_id, scope)
         try:
             data = blob_store(self.app).read(held_id)
         except FileNotFoundError:
@@ -212,7 +205,7 @@ class QuarantineService:
         for held_id in wanted:
             try:
                 with self.app.db.session() as s:
-                    self._find(s, caller, held_id, scope)
+                    self._find(s, held_id, scope)
                 actions.release(self.app, self.reinjector, held_id, caller.user, limit, scope)
                 done.append(held_id)
             except NotFound as err:
@@ -229,7 +222,7 @@ class QuarantineService:
         with self.app.db.session() as s:
             for held_id in wanted:
                 try:
-                    self._find(s, caller, held_id, scope)
+                    self._find(s, held_id, scope)
                 except NotFound as err:
                     failed[held_id] = str(err)
         present = [i for i in wanted if i not in failed]
@@ -289,7 +282,8 @@ class QuarantineService:
         if limit is not None:
             overrides["limit_bytes"] = override(limit, "--limit")
         if releases_limit is not None:
-            overrides["releases_limit"] = override(releases_limit, "--releases-limit")
+            overrides["releases_limit"] = override(releases_limit, "--releases-limit",
+                                                 maximum=MAX_INT32)
         if state is None and not overrides and not chosen:
             raise InvalidInput("nothing to change: give --state, --limit or --releases-limit")
         with self.app.db.session() as s:

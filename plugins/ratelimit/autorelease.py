@@ -1,10 +1,10 @@
 """Optional auto-release: re-send mail held only for ``ratelimit`` once its objects'
 windows have room, oldest first, counting each release like a new send.
 
-A release is claimed and counted in one transaction (object rows locked as in
-:func:`counter.admit`, the held row moved to ``releasing``), then handed to the
-quarantine through ``ie_release``; if that fails the count is taken back.  A claim left
-behind by a crashed process expires after :data:`CLAIM_TIMEOUT`.
+A release is claimed and counted in one transaction (object rows locked and checked by
+:func:`counter.lock_and_check`, as for a new send; the held row moved to ``releasing``),
+then handed to the quarantine through ``ie_release``; if that fails the count is taken
+back.  A claim left behind by a crashed process expires after :data:`CLAIM_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from sqlalchemy import and_, delete, or_, select
 from ie_core import App, NotFound
 from ie_core.runtime import RuntimeSetting, current
 
-from .counter import WINDOW, add_records, forget, over_limits, window_usage
-from .limits import is_whitelisted, server_settings
+from .counter import WINDOW, add_records, forget, lock_and_check, whitelisted_keys
+from .limits import server_settings
 from .models import RELEASING, SENT, WAITING, RateHeld, SenderObject, SendRecord
-from .objects import lock
+from .objects import ObjectKey
 
 log = logging.getLogger("ie.ratelimit")
 
@@ -67,20 +67,15 @@ def _claim(app: App, held_id: str) -> bool:
             return False
         names = s.execute(select(SenderObject.so_type, SenderObject.name)
                           .where(SenderObject.id.in_(held.object_ids))).all()
-    whitelisted = {(t, n) for t, n in names if is_whitelisted(app, t, n)}
+    whitelisted = whitelisted_keys(app, [ObjectKey(t, n) for t, n in names])
     now = app.clock.now()
     with app.db.session() as s:
-        rows = lock(s, held.object_ids)
+        rows, over = lock_and_check(s, settings, held.object_ids, whitelisted,
+                                    held.recipients, now)
         held = s.scalars(select(RateHeld).where(RateHeld.held_id == held_id)
                          .with_for_update().execution_options(populate_existing=True)
                          ).one_or_none()
-        if held is None or not _claimable(held, now):
-            return False
-        usage = window_usage(s, rows, now)
-        over = over_limits(settings, [(r.id, r.so_type, r.name, r.limit_override)
-                                      for r in rows.values()], whitelisted, usage,
-                           held.recipients)
-        if over:
+        if held is None or not _claimable(held, now) or over:
             return False
         add_records(s, held_id, rows, now, SENT, held.recipients, counted=True)
         held.state = RELEASING

@@ -9,12 +9,13 @@ import click
 
 from ie_core import InvalidInput, NotFound
 from ie_core.commands import emit, get_app, require_root
+from ie_core.durations import parse_duration
 
 from .limits import save_server_settings, server_settings
 from .models import SO_TYPES, SenderObject
-from .stats import Filters, parse_since, stats
+from .stats import Filters, stats
 
-_SETTING_OPTIONS = ("limit_mode", "account", "domain", "script", "sender_email")
+MAX_LIMIT = 2**31 - 1  # limit_override is an Integer column
 
 
 def _int(option: str, text: str) -> int:
@@ -79,9 +80,9 @@ def limit_set(object_id: str, so_type: str, limit_text: str, as_json: bool) -> N
     except ValueError:
         raise InvalidInput(f"--id {object_id[:60]!r} is not a UUID") from None
     limit = _int("--limit", limit_text)
-    if limit < -1:
-        raise InvalidInput(f"--limit takes 0 (unlimited), a positive number or -1 (remove "
-                           f"the override), not {limit}")
+    if not -1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"--limit takes 0 (unlimited), a number up to {MAX_LIMIT} or -1 "
+                           f"(remove the override), not {limit}")
     app = get_app()
     with app.db.session() as s:
         obj = s.get(SenderObject, object_id, with_for_update=True)
@@ -112,7 +113,7 @@ def stats_cmd(since: str, account_name: str | None, domain: str | None,
               offset_text: str, as_json: bool) -> None:
     """What each account, domain, sender email and script sent and had held."""
     require_root()
-    span = parse_since(since)
+    span = parse_duration(since)
     limit, offset = _int("--limit", limit_text), _int("--offset", offset_text)
     if limit < 1 or offset < 0:
         raise InvalidInput("--limit takes a number >= 1 and --offset a number >= 0")

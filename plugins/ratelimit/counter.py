@@ -91,6 +91,18 @@ def whitelisted_keys(app: App, keys: Iterable[ObjectKey]) -> set[tuple[str, str]
     return {(k.so_type, k.name) for k in keys if is_whitelisted(app, k.so_type, k.name)}
 
 
+def lock_and_check(s: Session, settings: ServerSettings, object_ids: Iterable[str],
+                   whitelisted: set[tuple[str, str]], recipients: int,
+                   now: datetime) -> tuple[dict[str, SenderObject], list[Over]]:
+    """Lock the objects' rows (until ``s`` ends, see :func:`.objects.lock`) and return
+    them with the objects one more message would take over their limit."""
+    rows = lock(s, list(object_ids))
+    usage = window_usage(s, rows, now)
+    over = over_limits(settings, [(r.id, r.so_type, r.name, r.limit_override)
+                                  for r in rows.values()], whitelisted, usage, recipients)
+    return rows, over
+
+
 def admit(app: App, message_id: str, ids: dict[ObjectKey, str], recipients: int,
           account: str) -> list[Over]:
     """Count the message as ``sent`` if every object has room, else as ``quarantined``
@@ -101,10 +113,7 @@ def admit(app: App, message_id: str, ids: dict[ObjectKey, str], recipients: int,
     now = app.clock.now()
     emitted = False
     with app.db.session() as s:
-        rows = lock(s, list(ids.values()))
-        usage = window_usage(s, rows, now)
-        over = over_limits(settings, [(r.id, r.so_type, r.name, r.limit_override)
-                                      for r in rows.values()], whitelisted, usage, recipients)
+        rows, over = lock_and_check(s, settings, ids.values(), whitelisted, recipients, now)
         outcome = QUARANTINED if over else SENT
         add_records(s, message_id, rows, now, outcome, recipients, counted=True)
         for item in over:

@@ -3,14 +3,13 @@ with what each object sent and had held, its effective limit and state."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
-from ie_core import App, InvalidInput
+from ie_core import App
 
 from .counter import WINDOW
 from .limits import ServerSettings, effective_limit, is_whitelisted, server_settings
@@ -24,22 +23,6 @@ from .models import (
     SenderObject,
     SendRecord,
 )
-
-_SINCE = re.compile(r"^\s*(\d{1,6})\s*([smhdw]?)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "": "hours", "d": "days",
-          "w": "weeks"}
-MAX_SINCE = timedelta(days=3650)
-
-
-def parse_since(text: str) -> timedelta:
-    """``90s``, ``30m``, ``1h`` (a bare number is hours), ``7d``, ``2w``."""
-    m = _SINCE.match(text.lower())
-    if not m or int(m.group(1)) == 0:
-        raise InvalidInput(f"--since takes a duration such as 30m, 1h or 7d, not {text[:40]!r}")
-    span = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
-    if span > MAX_SINCE:
-        raise InvalidInput(f"--since {text.strip()} is longer than ten years")
-    return span
 
 
 @dataclass(frozen=True)

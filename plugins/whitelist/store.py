@@ -13,20 +13,15 @@ from .models import WhitelistEntry
 
 
 def is_listed(app: App, kind: str, address: str) -> bool:
-    candidates = lookup_candidates(address)
-    if kind == "authuser":
-        candidates = [c for c in candidates if "@" in c]
-    if not candidates:
-        return False
-    with app.db.session() as s:
-        hit = s.scalar(select(WhitelistEntry.id).where(
-            WhitelistEntry.kind == kind, WhitelistEntry.value.in_(candidates)).limit(1))
-    return hit is not None
+    return matching_entry(app, kind, address) is not None
 
 
 def matching_entry(app: App, kind: str, address: str) -> str | None:
-    """The most specific entry on ``kind`` that covers ``address``."""
+    """The most specific entry on ``kind`` that covers ``address`` (on ``authuser``,
+    which holds addresses only, the address itself)."""
     candidates = lookup_candidates(address)
+    if kind == "authuser":
+        candidates = [c for c in candidates if "@" in c]
     if not candidates:
         return None
     with app.db.session() as s:

@@ -183,3 +183,20 @@ def test_limit_set_bad_input_is_one_line_and_changes_nothing(env):
         r = cli(cfg, "am", "stats", *args, ok=False)
         assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert cli_json(cfg, "am", "stats") == before
+
+
+def test_values_an_integer_column_cannot_hold_are_one_line(env):
+    app, cfg = env
+    send(app, "bob@example.com")
+    alice = cli_json(cfg, "am", "stats")["accounts"][0]
+    r = cli(cfg, "am", "limit", "set", "--id", alice["id"], "--so-type", "account",
+            "--limit", "3000000000", ok=False)
+    assert r.returncode != 0
+    assert r.stderr.strip() == ("ie-cli: error: --limit takes 0 (unlimited), a number up to "
+                                "2147483647 or -1 (remove the override), not 3000000000")
+    r = cli(cfg, "am", "stats", "--since", "99999999d", ok=False, real=True)
+    assert r.returncode != 0
+    assert r.stderr.strip() == "ie-cli: error: --since 99999999d is longer than ten years"
+    cli(cfg, "am", "limit", "set", "--id", alice["id"], "--so-type", "account",
+        "--limit", "2147483647")
+    assert cli_json(cfg, "am", "stats", "--since", "2w")["accounts"][0]["limit"] == 2**31 - 1

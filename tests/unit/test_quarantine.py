@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, text, update
 
 from ie_core import (
     Action,
@@ -157,6 +159,9 @@ def test_list_filters_and_paging(qapp, service, clock):
         clock.advance(minutes=10)
     assert service.emails_list(ROOT, since="15m")["max_count"] == 1  # received 10 min ago
     assert service.emails_list(ROOT, since="3600s")["max_count"] == 5
+    assert service.emails_list(ROOT, since=" 1 H ")["max_count"] == 5  # as am stats takes
+    assert service.emails_list(ROOT, since="1")["max_count"] == 5  # a bare number: hours
+    assert service.emails_list(ROOT, since="1w")["max_count"] == 5
     assert service.emails_list(ROOT, reason="winexec")["max_count"] == 3
     assert service.emails_list(ROOT, reason="wine")["max_count"] == 0
     assert service.emails_list(ROOT, sender="ALICE@")["max_count"] == 5
@@ -175,6 +180,11 @@ def test_list_filters_and_paging(qapp, service, clock):
     (lambda s: s.accounts_edit(ROOT, "alice", limit="-5"), "--limit must be"),
     (lambda s: s.accounts_edit(ROOT, "alice", state="frozen"), "--state takes"),
     (lambda s: s.defaults_set(ROOT, releases_limit="-2"), "--releases-limit must be"),
+    (lambda s: s.accounts_edit(ROOT, "alice", releases_limit="3000000000"),
+     "--releases-limit must be between 0 and 2147483647, not 3000000000"),
+    (lambda s: s.emails_list(ROOT, since="99999999d"), "--since 99999999d is longer than ten"),
+    (lambda s: s.emails_history(ROOT, since="9" * 18 + "w"), "is longer than ten years"),
+    (lambda s: s.emails_list(ROOT, since=5), "--since takes"),
 ])
 def test_bad_input_is_one_clear_error(service, call, message_part):
     with pytest.raises(InvalidInput, match=message_part):
@@ -268,7 +278,31 @@ def test_release_hook_for_auto_release(qapp, sink):
     held = hold(qapp, reasons=("ratelimit",))
     assert ie_release(qapp, held, "ratelimit") is True
     assert sink.wait_for(1)[0].data.startswith(b"X-IE-Released: by=ratelimit ")
-    assert ie_release(qapp, held, "ratelimit") is False  # gone
+    with pytest.raises(NotFound, match=f"no held message with id {held}"):
+        ie_release(qapp, held, "ratelimit")  # gone: auto-release stops retrying it
+
+
+def test_release_of_a_message_being_released_is_refused_not_unknown(qapp, sink):
+    held = hold(qapp, reasons=("ratelimit",))
+    with qapp.db.session() as s:
+        s.get(HeldMessage, held).state = "releasing"
+        s.get(HeldMessage, held).claimed_at = qapp.clock.now()
+    assert ie_release(qapp, held, "ratelimit") is False
+    assert sink.messages == []
+
+
+def test_service_release_of_a_message_gone_meanwhile_is_one_line(qapp, service, monkeypatch):
+    held = hold(qapp)
+    found = QuarantineService._find
+
+    def find_then_delete(self, s, held_id, scope):  # an admin deletes it right after
+        row = found(self, s, held_id, scope)
+        s.delete(row)
+        return row
+
+    monkeypatch.setattr(QuarantineService, "_find", find_then_delete)
+    assert service.emails_release(ROOT, held) == {
+        "done": [], "failed": {held: f"no held message with id {held}"}}
 
 
 def test_release_and_delete_train_the_classifier(make_app, db_url, sink):
@@ -364,3 +398,71 @@ def test_history_shows_who_took_what_out_and_when(qapp, service, clock):
     assert [i["email_id"] for i in service.emails_history(ROOT, since="4m")["items"]] == [c, b]
     with pytest.raises(PermissionDenied):
         service.emails_history(ALICE, account="bob")
+
+
+def test_the_largest_releases_limit_is_stored(qapp, service):
+    service.accounts_edit(ROOT, "alice", releases_limit="2147483647")
+    assert service.accounts_list(ROOT, "alice")["items"][0]["releases_limit"] == 2**31 - 1
+
+
+def _wait_until_blocked(app) -> None:
+    """Until another connection waits for a row lock (PostgreSQL); SQLite: a moment."""
+    if app.db.is_sqlite:
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with app.db.engine.connect() as conn:
+            if conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                "current_database() AND wait_event_type = 'Lock'")):
+                return
+        time.sleep(0.05)
+    raise AssertionError("the hold never waited for the claimed row")
+
+
+def test_eviction_skips_a_row_a_release_claims_meanwhile(qapp, service, clock):
+    service.accounts_edit(ROOT, "alice", limit=str(50 * 1024))
+    first = hold(qapp, raw=message(size=20 * 1024))
+    clock.advance(seconds=10)
+    second = hold(qapp, raw=message(size=20 * 1024))
+    clock.advance(seconds=10)
+    done: list[str] = []
+    worker = threading.Thread(target=lambda: done.append(
+        hold(qapp, raw=message(size=20 * 1024))))  # 60 KB > 50 KB: the oldest must go
+    with qapp.db.session() as s:  # a release claims the oldest, not yet committed
+        s.execute(update(HeldMessage).where(HeldMessage.id == first)
+                  .values(state="releasing", claimed_at=clock.now()))
+        s.flush()
+        worker.start()
+        _wait_until_blocked(qapp)
+    worker.join(30)
+    assert done, "the hold failed"
+    with qapp.db.session() as s:
+        assert s.get(HeldMessage, first).state == "releasing"
+        assert s.get(HeldMessage, second) is None
+    assert [e["id"] for e in events(qapp, "evicted")] == [second]
+    assert (qapp.data_dir / "quarantine" / first).exists()
+
+
+def test_sweeper_reads_the_held_ids_once(qapp):
+    held = [hold(qapp) for _ in range(3)]
+    qdir = qapp.data_dir / "quarantine"
+    orphans = [qdir / str(uuid.uuid4()) for _ in range(3)]
+    old = time.time() - 7200
+    for path in orphans + [qdir / h for h in held]:
+        path.touch()
+        os.utime(path, (old, old))
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:
+        if "quarantine_messages" in statement:
+            statements.append(statement)
+
+    event.listen(qapp.db.engine, "before_cursor_execute", seen)
+    try:
+        assert sorted(sweep(qapp)) == sorted(p.name for p in orphans)
+        assert len(statements) == 1
+        assert all((qdir / h).exists() for h in held)
+        assert sweep(qapp) == [] and len(statements) == 2  # each sweep reads them afresh
+    finally:
+        event.remove(qapp.db.engine, "before_cursor_execute", seen)

@@ -52,6 +52,19 @@ def test_domains_cover_subdomains_but_not_lookalikes(make_app, db_url):
     assert not app.hooks.is_whitelisted(app, "recipient", "bob@example.com")
 
 
+def test_lookups_agree_and_the_authuser_list_matches_whole_addresses(make_app, db_url):
+    app = make_app(db_url=db_url)
+    store.add(app, "authuser", ["example.com", "u@example.org"])  # a domain only by hand
+    store.add(app, "sender", ["example.com", "u@mail.example.com"])
+    for kind, address, entry in [("authuser", "u@example.com", None),
+                                 ("authuser", "U@Example.org", "u@example.org"),
+                                 ("sender", "u@mail.example.com", "u@mail.example.com"),
+                                 ("sender", "v@mail.example.com", "example.com"),
+                                 ("recipient", "u@example.com", None)]:
+        assert store.matching_entry(app, kind, address) == entry, (kind, address)
+        assert store.is_listed(app, kind, address) is (entry is not None), (kind, address)
+
+
 def _ctx(mail_from: str, raw: bytes = b"Subject: x\r\n\r\nbody\r\n") -> MessageContext:
     return MessageContext(direction=Direction.OUTGOING, raw=raw, mail_from=mail_from,
                           rcpt_tos=["r@example.org"], received_at=None)  # type: ignore
