@@ -63,7 +63,7 @@ def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: st
     if ctx.direction is not Direction.INCOMING or outcome != "delivered" or ctx.dry_run:
         return
     if isinstance(state, policy.IncomingState):
-        stats.record(app, state, ctx.received_at.astimezone(UTC).date(), state.junk)
+        stats.record(app, state, ctx.received_at.astimezone(UTC).date())
 
 
 @hookimpl

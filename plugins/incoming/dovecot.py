@@ -44,6 +44,7 @@ REQUIRED_MODULES = {
 }
 OUR_PLUGINS = ("sieve_imapsieve", "sieve_extprograms")
 OUR_EXTENSIONS = ("+vnd.dovecot.pipe", "+vnd.dovecot.environment")
+TOOL_TIMEOUT = 60.0  # seconds a Dovecot tool (doveconf, sievec, doveadm) may take
 _PLUGIN_LINE = re.compile(r"^\s+([A-Za-z0-9_]+)\s*=\s*(.*?)\s*$")
 
 
@@ -97,6 +98,14 @@ def missing_requirements(layout: Layout) -> list[str]:
             problems.append(f"{tool} is not on PATH (package dovecot-core / dovecot-sieve)")
     if not layout.config.is_file():
         problems.append(f"Dovecot configuration {layout.config} does not exist")
+    if not layout.conf_d.is_dir():
+        problems.append(f"Dovecot's conf.d directory {layout.conf_d} does not exist "
+                        "(--conf-d or incoming.dovecot_conf_d)")
+    try:
+        pwd.getpwnam(layout.mail_user)
+    except KeyError:
+        problems.append(f"the mail user {layout.mail_user!r} does not exist "
+                        "(incoming.mail_user: the user Dovecot delivers mail as)")
     return problems
 
 
@@ -107,7 +116,17 @@ def check_requirements(layout: Layout) -> None:
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    """Run a Dovecot tool; a missing program is exit 127, one that runs past
+    :data:`TOOL_TIMEOUT` exit 124 (the reason in ``stderr``), so every caller reports one
+    line."""
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=TOOL_TIMEOUT,
+                              check=False)
+    except FileNotFoundError:
+        return subprocess.CompletedProcess(args, 127, "", f"{args[0]}: not found")
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(
+            args, 124, "", f"{args[0]}: no answer after {TOOL_TIMEOUT:g} seconds")
 
 
 def plugin_settings(layout: Layout) -> dict[str, str]:

@@ -16,11 +16,11 @@ from ie_plugins.incoming.policy import IncomingState
 COUNTERS = ("spam", "legitimate", "unfiltered")
 
 
-def record(app: App, state: IncomingState, day: date, junk: bool) -> None:
+def record(app: App, state: IncomingState, day: date) -> None:
     """Count one delivered message for every account it reached."""
     with app.db.session() as s:
         for account, filtered in sorted(state.accounts().items()):
-            column = "unfiltered" if not filtered else "spam" if junk else "legitimate"
+            column = "unfiltered" if not filtered else "spam" if state.junk else "legitimate"
             _increment(s, day, account, column)
 
 

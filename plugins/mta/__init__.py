@@ -22,7 +22,7 @@ from . import managed, services
 from .exim import EximWiring
 from .files import FileChange
 from .postfix import PostfixWiring
-from .wiring import CheckFailed, Conflict, Wiring, encode, unwired
+from .wiring import CheckFailed, Conflict, Wiring, encode, restored, unwired
 
 MTAS = ("postfix", "exim")
 
@@ -59,11 +59,19 @@ def _backup_dir(app: App) -> Path:
     return Path(app.config.get("mta.backup_dir") or app.data_dir / "mta-backups")
 
 
+def _is_wired(wiring: Wiring) -> bool:
+    try:
+        return any(unwired(p) is not None for p in wiring.wired_files())
+    except managed.RegionError as err:
+        fail(f"cannot tell whether ie is wired into {wiring.name}: {err}; "
+             "repair the ie-filter markers by hand, or name the MTA with --mta")
+
+
 def _choose(app: App, mta: str | None) -> Wiring:
     found = wirings(app)
     if mta:
         return found[mta]
-    wired = [w for w in found.values() if any(unwired(p) is not None for p in w.wired_files())]
+    wired = [w for w in found.values() if _is_wired(w)]
     if len(wired) == 1:
         return wired[0]
     present = [w for w in found.values() if w.installed()]
@@ -133,13 +141,12 @@ def disable(mta: str | None, as_json: bool) -> None:
     report = []
     for wiring in chosen:
         try:
-            changes = {p: t for p in wiring.extra_files() + wiring.wired_files()
-                       if (t := unwired(p)) is not None}
+            changes = restored(wiring.extra_files() + wiring.wired_files())
         except managed.RegionError as err:
             fail(f"cannot disable {wiring.name}: {err}")
         if not changes:
             continue
-        change = _apply(app, wiring, dict(changes), "disable")
+        change = _apply(app, wiring, changes, "disable")
         report.append({"mta": wiring.name, "restored": [str(p) for p in change.changed],
                        "backups": [str(p) for p in change.backups],
                        "mta_reload": wiring.reload()})

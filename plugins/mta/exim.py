@@ -33,6 +33,7 @@ from .wiring import (
     Conflict,
     listen_addresses,
     read_text,
+    reinject_addresses,
     render_lines,
     run,
     summarise,
@@ -96,9 +97,10 @@ class EximWiring:
                 raise Conflict(f"{self.config} has no 'begin {needed}' section")
         main_end = min(sections.values())
         addr = listen_addresses(self.app)
-        reinject_ports = sorted({p for k, (_, p) in addr.items() if "reinject" in k})
-        for k, (host, _) in addr.items():
-            if "reinject" in k and host not in ("127.0.0.1", "localhost"):
+        reinject = reinject_addresses(self.app)
+        reinject_ports = sorted({p for _, p in reinject.values()})
+        for k, (host, _) in reinject.items():
+            if host not in ("127.0.0.1", "localhost"):
                 raise Conflict(f"filter.{k} must be on 127.0.0.1 for Exim (it is {host})")
         env = templates(self.app)
         ports = " : ".join(str(p) for p in reinject_ports)
@@ -143,12 +145,14 @@ class EximWiring:
 
     def set_auth_header(self) -> str:
         """ie's configuration with ``identity.auth_header`` set to the header Exim adds."""
-        try:
-            text = read_text(self.ie_config)
-        except FileNotFoundError:
-            text = ""
-        text = managed.strip(text)
         line = f'auth_header = "{self.header}"'
+        try:
+            text: str | None = read_text(self.ie_config)
+        except FileNotFoundError:
+            text = None
+        if text is None or managed.created(text):  # disable removes it again
+            return managed.new_file(["[identity]", line])
+        text = managed.strip(text)
         lines = text.splitlines(keepends=True)
         for i, existing in enumerate(lines):
             if _IDENTITY.match(existing):

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes, like: Path | None = None) -> None:
-    """Replace ``path`` with ``data`` in one rename; owner and mode follow ``like`` (or the
-    file being replaced)."""
-    ref = like if like is not None else path
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one rename, keeping the owner and mode of the file
+    being replaced (a new file is 0644)."""
     try:
-        st: os.stat_result | None = ref.stat()
+        st: os.stat_result | None = path.stat()
     except FileNotFoundError:
         st = None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".ie-tmp", dir=path.parent)
@@ -54,11 +53,13 @@ def _fsync_dir(directory: Path) -> None:
 @dataclass
 class FileChange:
     """Writes that can be rolled back together.  ``backup_dir`` receives a copy of every
-    file before its first change (``NAME.YYYYmmddTHHMMSS``)."""
+    file before its first change (``NAME.YYYYmmddTHHMMSS``).  A new file's missing parent
+    directories are created (0755) and, on rollback, removed again."""
 
     backup_dir: Path
     stamp: str
     _originals: dict[Path, bytes | None] = field(default_factory=dict)
+    _made_dirs: list[Path] = field(default_factory=list)
     backups: list[Path] = field(default_factory=list)
 
     def write(self, path: Path, data: bytes) -> None:
@@ -67,9 +68,17 @@ class FileChange:
                 self._originals[path] = path.read_bytes()
             except FileNotFoundError:
                 self._originals[path] = None
+                self._make_parents(path.parent)
             if self._originals[path] is not None:
                 self.backups.append(self._backup(path))
         atomic_write(path, data)
+
+    def _make_parents(self, directory: Path) -> None:
+        missing = [d for d in (directory, *directory.parents) if not d.exists()]
+        for d in reversed(missing):
+            d.mkdir(mode=0o755)
+            d.chmod(0o755)  # whatever the umask
+            self._made_dirs.append(d)
 
     def remove(self, path: Path) -> None:
         if path not in self._originals:
@@ -98,3 +107,6 @@ class FileChange:
                 path.unlink(missing_ok=True)
             else:
                 atomic_write(path, data)
+        for directory in reversed(self._made_dirs):
+            with contextlib.suppress(OSError):  # not empty: someone else uses it now
+                directory.rmdir()

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 BEGIN = "# >>> ie-filter: added by ie-config enable, removed by ie-config disable"
 BEGIN_NO_EOL = "# >>> ie-filter: added by ie-config enable (the file had no final newline)"
+BEGIN_NEW_FILE = "# >>> ie-filter: added by ie-config enable (the file did not exist)"
 END = "# <<< ie-filter"
 ORIG = "# ie-filter-orig: "
 
@@ -48,6 +49,17 @@ def append(text: str, lines: Sequence[str]) -> str:
     if text and not text.endswith("\n"):
         return text + "\n" + region(lines).replace(BEGIN, BEGIN_NO_EOL, 1)
     return text + region(lines)
+
+
+def new_file(lines: Sequence[str]) -> str:
+    """The text of a file ie creates: one region holding ``lines``, marked so that
+    :func:`created` knows the file can be removed once the region is taken out."""
+    return region(lines).replace(BEGIN, BEGIN_NEW_FILE, 1)
+
+
+def created(text: str) -> bool:
+    """Did ``ie-config enable`` create this file, with nothing else added since?"""
+    return text.startswith(BEGIN_NEW_FILE + "\n") and strip(text) == ""
 
 
 def has_regions(text: str) -> bool:

@@ -17,6 +17,7 @@ master.cf, whose ``-o`` options win over main.cf.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from .wiring import (
     Conflict,
     listen_addresses,
     read_text,
+    reinject_addresses,
     render_lines,
     run,
     summarise,
@@ -130,7 +132,7 @@ class PostfixWiring:
             raise Conflict(f"{self.master} does not end with a newline: add one first")
         addr = listen_addresses(self.app)
         filter_for = {d: f"[{addr[d][0]}]:{addr[d][1]}" for d in ("outgoing", "incoming")}
-        reinject = sorted({f"{h}:{p}" for k, (h, p) in addr.items() if "reinject" in k})
+        reinject = sorted({f"{h}:{p}" for h, p in reinject_addresses(self.app).values()})
         outgoing = set(self.app.config.get("mta.postfix_outgoing_services"))
         incoming = set(self.app.config.get("mta.postfix_incoming_services"))
         env = templates(self.app)
@@ -175,7 +177,9 @@ class PostfixWiring:
     def reload(self) -> str:
         if not self.running():
             return "Postfix is not running; it reads the new configuration when it starts"
-        code, out = run([POSTFIX, "-c", str(self.dir), "reload"])
+        command = [POSTFIX, "-c", str(self.dir), "reload"]
+        code, out = run(command)
         if code != 0:
-            raise CheckFailed(f"postfix reload: {summarise(out)}")
+            return (f"postfix reload failed ({summarise(out)}): the checked configuration is "
+                    f"in place, run '{shlex.join(command)}' by hand")
         return "Postfix reloaded"

@@ -45,7 +45,7 @@ class Wiring(Protocol):
 
     def reload(self) -> str:
         """Make a running MTA read its configuration again (never a restart); say what
-        was done."""
+        was done, or (it never raises) what failed and what the admin must do by hand."""
 
 
 def read_text(path: Path) -> str:
@@ -56,22 +56,48 @@ def encode(text: str) -> bytes:
     return text.encode(*MANAGED_ENCODING)
 
 
+def _strip(path: Path, text: str) -> str:
+    try:
+        return managed.strip(text)
+    except managed.RegionError as err:
+        raise managed.RegionError(f"{path}: {err}") from None
+
+
 def unwired(path: Path) -> str | None:
-    """The file's text without ie's regions, or ``None`` when it has none (or is missing)."""
+    """The file's text without ie's regions, or ``None`` when it has none (or is missing);
+    :class:`managed.RegionError` (naming the file) when its markers do not pair up."""
     try:
         text = read_text(path)
     except FileNotFoundError:
         return None
-    return managed.strip(text) if managed.has_regions(text) else None
+    return _strip(path, text) if managed.has_regions(text) else None
+
+
+def restored(paths: Sequence[Path]) -> dict[Path, str | None]:
+    """What disable writes: each file with ie's regions, as its text without them, or
+    ``None`` (remove it) for a file enable created that holds nothing else."""
+    out: dict[Path, str | None] = {}
+    for path in paths:
+        try:
+            text = read_text(path)
+        except FileNotFoundError:
+            continue
+        if managed.has_regions(text):
+            stripped = _strip(path, text)
+            out[path] = None if managed.created(text) else stripped
+    return out
 
 
 def run(args: Sequence[str], timeout: float = 60.0) -> tuple[int, str]:
-    """(exit code, stdout and stderr) of a command; a missing program is exit 127."""
+    """(exit code, stdout and stderr) of a command; a missing program is exit 127, one that
+    runs past ``timeout`` exit 124."""
     try:
         proc = subprocess.run(list(args), capture_output=True, text=True, errors="replace",
                               timeout=timeout, check=False)
     except FileNotFoundError:
         return 127, f"{args[0]}: not found"
+    except subprocess.TimeoutExpired:
+        return 124, f"{args[0]}: no answer after {timeout:g} seconds"
     return proc.returncode, (proc.stdout + proc.stderr)
 
 
@@ -117,3 +143,9 @@ def listen_addresses(app: App) -> dict[str, tuple[str, int]]:
         out["incoming_reinject"] = parse_hostport(app.config.get("filter.incoming_reinject"),
                                                   "filter.incoming_reinject")
     return out
+
+
+def reinject_addresses(app: App) -> dict[str, tuple[str, int]]:
+    """The reinjection entries of :func:`listen_addresses` (``reinject`` and, when set,
+    ``incoming_reinject``)."""
+    return {k: hp for k, hp in listen_addresses(app).items() if "reinject" in k}

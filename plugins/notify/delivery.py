@@ -9,7 +9,9 @@ The protocol (docs/notifications.md, "Exactly once"):
    commit point).  If the commit fails, the connection is closed without the dot and the
    MTA discards the message;
 4. record the MTA's answer: ``sent``; a 4xx goes back to ``pending`` with a backoff; a
-   5xx (or too many 4xx) is ``failed``.
+   5xx (or too many 4xx) is ``failed``.  If the connection broke or timed out after
+   ``handed_over`` was committed, the dot may have reached the MTA: the row is recorded
+   ``sent`` (unconfirmed), never sent again.
 
 After a crash, rows a dead notifier left in ``sending`` never reached the final dot and
 are sent again; rows in ``handed_over`` reached it and are recorded as sent.
@@ -27,8 +29,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from ie_core import App
-from ie_core.config import parse_hostport
-from ie_core.smtp.reinject import Reinjector, Reply
+from ie_core.smtp.reinject import BROKEN, TIMED_OUT, Reinjector, Reply
 from ie_plugins.notify import options
 from ie_plugins.notify.models import FAILED, HANDED_OVER, PENDING, SENDING, SENT, Notification
 
@@ -62,10 +63,7 @@ class Delivery:
 
     def __init__(self, app: App) -> None:
         self.app = app
-        host, port = parse_hostport(app.config.get("filter.reinject"), "filter.reinject")
-        self.reinjector = Reinjector(host, port, timeout=app.config.get("filter.reinject_timeout"),
-                                     idle=app.config.get("filter.reinject_idle"),
-                                     helo=app.hostname)
+        self.reinjector = Reinjector.from_config(app)
         self.host = socket.gethostname()
         self.token = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -159,10 +157,16 @@ class Delivery:
         row = self._claim(row_id)
         if row is None:
             return
+        marked = False
+
+        def hand_over() -> None:
+            nonlocal marked
+            self._handed_over(row_id)
+            marked = True
+
         try:
             result = self.reinjector.send(options.from_address(self.app), [row.recipient],
-                                          row.message,
-                                          before_final_dot=lambda: self._handed_over(row_id))
+                                          row.message, before_final_dot=hand_over)
         except LostClaim:
             log.warning("event=notification_lost_claim key=%s", row.key)
             return
@@ -175,6 +179,10 @@ class Delivery:
                 log.exception("event=notification_record_failed key=%s", row.key)
             return
         _fault("after_send")
+        if marked and result.reply in (BROKEN, TIMED_OUT):
+            self._record_unconfirmed(row, result.reply)
+            report.sent.append(row.key)
+            return
         self._record(row, result.reply)
         bucket = (report.sent if result.reply.ok else
                   report.failed if self._gave_up(row, result.reply) else report.deferred)
@@ -187,6 +195,13 @@ class Delivery:
         base = self.app.config.get("notify.retry_base")
         return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0),
                                      self.app.config.get("notify.retry_max")))
+
+    def _record_unconfirmed(self, row: Notification, reply: Reply) -> None:
+        """The dot was (or may have been) written but no answer came: sent, unconfirmed."""
+        log.warning("event=notification_unconfirmed key=%s to=%s "
+                    "detail=no_reply_after_the_final_dot reply=%s", row.key, row.recipient, reply)
+        self._update(row, {"state": SENT, "sent_at": self.app.clock.now(), "claimed_by": None,
+                           "last_reply": f"unconfirmed: {reply}"[:512]})
 
     def _record(self, row: Notification, reply: Reply) -> None:
         now = self.app.clock.now()
@@ -203,6 +218,10 @@ class Delivery:
             values.update(state=PENDING, next_attempt_at=now + self._backoff(row.attempts))
             log.warning("event=notification_deferred key=%s to=%s attempts=%d reply=%s",
                         row.key, row.recipient, row.attempts, reply)
+        self._update(row, values)
+
+    def _update(self, row: Notification, values: dict[str, object]) -> None:
+        """Write ``values`` to ``row`` if our claim still holds."""
         with self.app.db.session() as s:
             s.execute(update(Notification).where(Notification.id == row.id,
                                                  Notification.claimed_by == self.token)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select, update
 
 from ie_core import App
@@ -163,4 +164,49 @@ def test_database_failure_before_the_final_dot_sends_nothing(app, sink, monkeypa
     with app.db.session() as s:
         s.execute(update(Notification).values(next_attempt_at=app.clock.now()))
     assert n.delivery.deliver_due().sent
+    assert len(sink.messages) == 1
+
+
+def _drop_connection(sink, hook: str) -> None:
+    """Make the sink close the connection in ``handle_<hook>``: after the final dot for
+    ``DATA`` (the message is kept, as an MTA that committed it would), before it for
+    ``RCPT``."""
+    kept = sink.handler.handle_DATA
+
+    async def drop(server: SMTP, session: Session, envelope: Envelope, *args: object) -> str:
+        if hook == "DATA":
+            await kept(server, session, envelope)
+        assert server.transport is not None
+        server.transport.close()
+        return "421 4.3.0 gone"
+
+    setattr(sink.handler, f"handle_{hook}", drop)
+
+
+def test_connection_lost_after_the_final_dot_is_sent_unconfirmed_not_resent(
+        app, sink, clock, caplog) -> None:
+    _drop_connection(sink, "DATA")
+    blocked(app, "alice")
+    n = Notifier(app)
+    with caplog.at_level(logging.WARNING, logger="ie.notify"):
+        report = n.run_once()
+    [row] = ledger(app)
+    assert report.sent == [row.key] and report.deferred == []
+    assert row.state == SENT and row.last_reply.startswith("unconfirmed: 451 4.4.2")
+    assert any("event=notification_unconfirmed" in r.getMessage() for r in caplog.records)
+    clock.advance(days=1)
+    n.run_once()
+    assert len(sink.messages) == 1
+
+
+def test_connection_lost_before_the_final_dot_is_sent_again(app, sink, clock) -> None:
+    _drop_connection(sink, "RCPT")
+    blocked(app, "alice")
+    n = Notifier(app)
+    assert len(n.run_once().deferred) == 1
+    [row] = ledger(app)
+    assert row.state == PENDING and row.last_reply.startswith("451 4.4.2")
+    del sink.handler.handle_RCPT  # back to the class's hook
+    clock.advance(seconds=61)
+    assert len(n.run_once().sent) == 1
     assert len(sink.messages) == 1

@@ -4,6 +4,7 @@ snippet plan, the learn wrapper and spool, daily counts."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -80,7 +81,7 @@ def test_marks_all_or_per_recipient_and_counts(app: App) -> None:
     app.settings.set(ENABLED.name, True)
     ctx, out = _deliver(app, "alice@example.test", "bob@example.test")
     assert _junk_marks(out) == ["all"]
-    stats.record(app, ctx.data["incoming"], app.clock.now().date(), True)
+    stats.record(app, ctx.data["incoming"], app.clock.now().date())
 
     from ie_plugins.incoming.models import IncomingAccount
 
@@ -88,12 +89,12 @@ def test_marks_all_or_per_recipient_and_counts(app: App) -> None:
         s.add(IncomingAccount(account="beta", enabled=False, updated_at=app.clock.now()))
     ctx, out = _deliver(app, "Alice@Example.test", "carol@other.test")
     assert _junk_marks(out) == ["alice@example.test"]
-    stats.record(app, ctx.data["incoming"], app.clock.now().date(), True)
+    stats.record(app, ctx.data["incoming"], app.clock.now().date())
     ctx, out = _deliver(app, "carol@other.test")
     assert _junk_marks(out) == [] and ctx.findings[0].final
     ctx, out = _deliver(app, "alice@example.test", raw=RAW.replace(b"SPAMMY", b"nice"))
     assert _junk_marks(out) == []
-    stats.record(app, ctx.data["incoming"], app.clock.now().date(), False)
+    stats.record(app, ctx.data["incoming"], app.clock.now().date())
 
     rows = {r["account"]: r for r in stats.daily(app, 1)}
     assert (rows["acme"]["spam"], rows["acme"]["legitimate"]) == (2, 1)
@@ -156,6 +157,76 @@ def test_enable_refuses_without_pigeonhole(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "sieve_extprograms plugin" in result.output and "Pigeonhole" in result.output
     assert not (tmp_path / "conf.d").exists()
+
+
+def _fake_dovecot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mail_user: str = "mail",
+                  tools: tuple[str, ...] = ("doveconf", "sievec", "doveadm")) -> Path:
+    """A Dovecot that passes every requirement check: module files, ``tools`` on PATH (they
+    succeed; sievec copies the script), dovecot.conf, conf.d.  Returns ie's config file."""
+    for name in dovecot.REQUIRED_MODULES:
+        (tmp_path / "modules" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "modules" / name).touch()
+    (tmp_path / "dovecot.conf").write_text("")
+    (tmp_path / "conf.d").mkdir()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in tools:
+        (bindir / tool).write_text(f'#!/bin/sh\n[ -n "$4" ] && {shutil.which("cp")} "$3" "$4"\n'
+                                   "exit 0\n")
+        (bindir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bindir))
+    config = tmp_path / "ie.toml"
+    config.write_text(
+        f'[ie]\ndata_dir = "{tmp_path / "data"}"\n[incoming]\n'
+        f'dovecot_modules = "{tmp_path / "modules"}"\n'
+        f'dovecot_config = "{tmp_path / "dovecot.conf"}"\n'
+        f'dovecot_conf_d = "{tmp_path / "conf.d"}"\n'
+        f'sieve_dir = "{tmp_path / "sieve"}"\nlearn_spool = "{tmp_path / "spool"}"\n'
+        f'mail_user = "{mail_user}"\n')
+    return config
+
+
+def _enable_incoming(config: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(ie_config, ["--config", str(config), "enable-incoming", *args])
+    return result.exit_code, result.output
+
+
+def test_enable_refuses_an_unknown_mail_user_before_writing_anything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _fake_dovecot(tmp_path, monkeypatch, mail_user="no-such-user-ie")
+    code, output = _enable_incoming(config)
+    assert code != 0
+    assert output.strip().count("\n") == 0
+    assert "mail user 'no-such-user-ie' does not exist" in output
+    assert "internal error" not in output
+    assert list((tmp_path / "conf.d").iterdir()) == []
+    assert not (tmp_path / "sieve").exists() and not (tmp_path / "spool").exists()
+
+
+def test_enable_refuses_a_conf_d_that_does_not_exist(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _fake_dovecot(tmp_path, monkeypatch)
+    code, output = _enable_incoming(config, "--conf-d", str(tmp_path / "conf.dd"))
+    assert code != 0
+    assert f"conf.d directory {tmp_path / 'conf.dd'} does not exist" in output
+    assert not (tmp_path / "conf.dd").exists() and not (tmp_path / "sieve").exists()
+
+
+def test_a_missing_or_hanging_dovecot_tool_is_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sleep = shutil.which("sleep")
+    _fake_dovecot(tmp_path, monkeypatch, tools=("doveconf", "sievec"))  # no doveadm
+    layout = _layout(tmp_path)
+    assert dovecot.reload(layout) == (False, "Dovecot not reloaded (not running?): "
+                                             "doveadm: not found")
+    (tmp_path / "bin" / "doveadm").write_text(f"#!/bin/sh\nexec {sleep} 10\n")
+    (tmp_path / "bin" / "doveadm").chmod(0o755)
+    monkeypatch.setattr(dovecot, "TOOL_TIMEOUT", 0.3)
+    assert dovecot.reload(layout)[1].endswith("doveadm: no answer after 0.3 seconds")
+    (tmp_path / "bin" / "doveconf").unlink()
+    code, output = _enable_incoming(tmp_path / "ie.toml")
+    assert code != 0 and "internal error" not in output
+    assert "doveconf is not on PATH" in output
 
 
 def _wrapper(tmp_path: Path) -> Path:
