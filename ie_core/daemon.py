@@ -34,6 +34,15 @@ class Listener:
     server: asyncio.AbstractServer
 
 
+RESTART_KEYS = (
+    "ie.data_dir", "ie.database_url", "ie.hostname", "ie.log_level",
+    "filter.outgoing_listen", "filter.incoming_listen", "filter.reinject",
+    "filter.incoming_reinject", "filter.reinject_timeout", "filter.reinject_idle",
+    "filter.reinject_max_per_connection", "filter.max_concurrent", "filter.workers",
+)
+"""Read once when ie-filterd starts (listeners, reinjection pools, the database, threads)."""
+
+
 class FilterDaemon:
     """Runs the listeners on one asyncio loop; blocking work goes to ``executor``."""
 
@@ -83,13 +92,19 @@ class FilterDaemon:
         self._stopping.set()
 
     def reload(self) -> None:
-        """SIGHUP: re-read the file; the new configuration applies to the next message."""
+        """SIGHUP: re-read the file; the new configuration applies to the next message,
+        except the keys read only at start (:data:`RESTART_KEYS`): a change to one of
+        those is logged as needing a restart."""
         try:
             new = create_app(self.app.config.path, clock=self.app.clock)
             new.check_pipeline()
-        except IeError as err:
-            log.error("event=reload_failed error=%s", err)
+        except (IeError, SQLAlchemyError) as err:
+            log.error("event=reload_failed error=%s", " ".join(str(err).split())[:300])
             return
+        pending = [k for k in RESTART_KEYS if new.config.get(k) != self.app.config.get(k)]
+        if pending:
+            log.warning("event=reload_needs_restart keys=%s (they keep their old values "
+                        "until ie-filterd restarts)", ",".join(pending))
         self.app.reconfigure(new.config, new.hooks)
         new.close()  # it only served the check; the running App keeps its own database
         log.info("event=reloaded config=%s", self.app.config.path or "(defaults)")

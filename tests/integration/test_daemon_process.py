@@ -67,6 +67,7 @@ def test_sighup_reloads_configuration(tmp_path, sink):
         while "event=reloaded" not in d.log() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert "event=reloaded" in d.log()
+        assert "event=reload_needs_restart keys=ie.log_level" in d.log()
         d.config.write_text(text.replace("[filter]", "[filter]\nbogus_key = 1"))
         d.signal(signal.SIGHUP)
         deadline = time.monotonic() + 10
