@@ -69,8 +69,9 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
               "message past smtp_accept_queue_per_connection (10) on one connection."),
     ConfigKey("filter", "max_message_size", int, 52428800, "Largest message accepted, in bytes; "
               "larger ones get 552 5.3.4."),
-    ConfigKey("filter", "max_concurrent", int, 20, "Messages processed at once per listener "
-              "(threads for the pipeline)."),
+    ConfigKey("filter", "max_concurrent", int, 20, "Messages processed at once per listener: "
+              "each worker process has 2 x this many threads, shared by both listeners' "
+              "messages and RCPT mirroring."),
     ConfigKey("filter", "workers", int, 1, "Worker processes sharing the listeners (pre-fork); "
               "each runs filter.max_concurrent messages at once."),
     ConfigKey("filter", "shutdown_grace", float, 60.0, "Seconds SIGTERM waits for messages in "
