@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Accuracy and cost of the built-in classifier, bogofilter and SpamAssassin, side by side.
 
-Stratified 5-fold cross-validation on the labelled corpus (``/work/shared/corpus``:
-``MANIFEST.tsv`` gives each file's label, ham or spam).  Fold ``k`` holds the messages
+Stratified 5-fold cross-validation on the labelled corpus (``$IE_CORPUS``, else
+``../shared/corpus`` beside the checkout; ``MANIFEST.tsv`` gives each file's label, ham or
+spam).  Fold ``k`` holds the messages
 whose position in their label's sorted list is ``k`` modulo 5; each engine is trained on
 the four other folds from scratch and classifies fold ``k``.  Every engine gets the same
 folds.
@@ -25,7 +26,7 @@ messages per second for training and for classification.
   before testing it (same counts as learning the other four folds), and classifies a
   subset of each fold (``--sa-every N``: every Nth message in the fold's order).
 
-Run: ``/work/venv/bin/python bench/accuracy.py [--engines builtin,bogofilter,spamassassin]``
+Run: ``.venv/bin/python bench/accuracy.py [--engines builtin,bogofilter,spamassassin]``
 (``--engines builtin`` alone takes well under a minute, for tuning).
 """
 
@@ -51,7 +52,8 @@ if TYPE_CHECKING:
     from ie_core import App
     from ie_plugins.bayes.classifier import BuiltinClassifier
 
-CORPUS = Path(os.environ.get("IE_CORPUS", "/work/shared/corpus"))
+CORPUS = Path(os.environ.get("IE_CORPUS")
+              or Path(__file__).resolve().parents[2] / "shared" / "corpus")
 FOLDS = 5
 
 

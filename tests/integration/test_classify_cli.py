@@ -18,9 +18,8 @@ from click.testing import CliRunner
 
 from ie_cli.main import ie_cli
 from ie_core.db import Database, migrate
+from tests.fixtures.paths import IE_CLI
 from tests.unit.test_bayes_classifier import corpus
-
-IE_CLI = "/work/venv/bin/ie-cli"
 
 
 class Cli:

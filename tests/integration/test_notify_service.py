@@ -24,9 +24,9 @@ from ie_core import App
 from ie_core.db.models import Account
 from ie_core.events import ACCOUNT_BLOCKED, HELD, LIMIT_EXCEEDED, emit
 from ie_plugins.notify.models import SENT, Notification
+from tests.fixtures.paths import BIN
 from tests.fixtures.sink import Received, Sink
 
-BIN = Path("/work/venv/bin")
 ADMIN = "postmaster@example.net"
 
 

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from ie_cli.main import ie_cli
 from ie_core import Action, Finding, ManualClock, Stage, hookimpl
+from tests.fixtures.paths import IE_CLI
 from tests.unit.test_quarantine_faults import database_locked, tmpfs
 
-IE_CLI = "/work/venv/bin/ie-cli"
 MARKER = b"HOLD-ME"
 HOSTING = "hosting.test"
 

@@ -3,15 +3,12 @@ flagged by the winexec stage, and none makes it raise."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ie_core import Direction, MessageContext
-
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+from tests.fixtures.paths import CORPUS, corpus_folder
 
 
 def test_no_corpus_message_is_flagged(make_app):
-    files = sorted(CORPUS.glob("*/*.eml"))
+    files = sorted([*corpus_folder("ham").glob("*.eml"), *corpus_folder("spam").glob("*.eml")])
     assert len(files) == 2250, f"corpus missing or incomplete at {CORPUS}"
     app = make_app()
     for direction in Direction:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures import winexec_messages as m
+from tests.fixtures.paths import IE_CLI
 
-IE_CLI = "/work/venv/bin/ie-cli"
 SETTINGS_CACHE_SECONDS = 2.0  # ie_core.settings.RuntimeSettings' default ttl
 ONLY_WINEXEC = {"pipeline.outgoing": ["winexec"], "pipeline.incoming": ["winexec"]}
 EXE_MAIL = m.mail(("invoice.pdf", m.pe_file(), "application/pdf"))

@@ -3,9 +3,7 @@ forgetting, the unsure minimum, and scoring spam it has not seen."""
 
 from __future__ import annotations
 
-import os
 from functools import cache
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -13,19 +11,16 @@ from sqlalchemy import func, select
 from ie_core import create_app
 from ie_core.classifier import ClassifierUnavailable
 from ie_plugins.bayes.models import BayesMessage, BayesToken
+from tests.fixtures.paths import corpus_folder
 from tests.fixtures.sink import free_port
 
-CORPUS = Path(os.environ.get("IE_CORPUS", "/work/shared/corpus"))
 TRAIN = 120  # of each label: enough to pass the minimum (100), quick to learn
 
 
 @cache
 def corpus(label: str) -> tuple[bytes, ...]:
-    """The labelled development corpus (``/work/shared/corpus``, see its README)."""
-    folder = CORPUS / label
-    if not folder.is_dir():
-        pytest.fail(f"labelled corpus not found at {CORPUS} (set IE_CORPUS)")
-    return tuple(p.read_bytes() for p in sorted(folder.glob("*.eml")))
+    """The labelled development corpus (see ``tests.fixtures.paths``); skips without it."""
+    return tuple(p.read_bytes() for p in sorted(corpus_folder(label).glob("*.eml")))
 
 
 def training_set() -> tuple[list[bytes], list[bytes]]:
