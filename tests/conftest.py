@@ -27,6 +27,15 @@ from tests.fixtures.sink import Sink, free_port
 PG_ADMIN_URL = os.environ.get("IE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that runs on PostgreSQL (a ``postgresql`` parameter of any fixture
+    or parametrize) ``postgres``, so ``-m "not postgres"`` leaves the SQLite half."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "postgresql" in callspec.params.values():
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     name = f"ie_test_{uuid.uuid4().hex[:10]}"

@@ -11,7 +11,6 @@ are never among the trained ones.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -30,13 +29,14 @@ from ie_cli.config_main import ie_config
 from ie_cli.main import ie_cli
 from ie_core import ManualClock
 from tests.fixtures.dovecot import Dovecot, require_dovecot
+from tests.fixtures.paths import corpus_folder
 from tests.fixtures.postfix_incoming import IncomingPostfix, require_postfix
 from tests.fixtures.sink import free_port
 
+pytestmark = pytest.mark.mta
+
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@other.test"
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-CORPUS = Path(os.environ.get("IE_CORPUS",
-                             Path(__file__).resolve().parents[2].parent / "shared" / "corpus"))
 TRAIN = 150  # of each label: past bayes.min_ham/min_spam (100), learned in about a second
 STRIDE = 4  # message i of a label is trained when i % STRIDE == 0 (and i < STRIDE * TRAIN)
 UNSEEN = 1  # the corpus messages sent through the stack: index UNSEEN, never trained
@@ -45,10 +45,7 @@ SCORE_SHIFT = 5.0  # points one learned report moves its own message's score, at
 
 @cache
 def corpus_files(label: str) -> tuple[Path, ...]:
-    folder = CORPUS / label
-    if not folder.is_dir():
-        pytest.fail(f"labelled corpus not found at {CORPUS} (set IE_CORPUS)")
-    return tuple(sorted(folder.glob("*.eml")))
+    return tuple(sorted(corpus_folder(label).glob("*.eml")))
 
 
 def training_files(label: str) -> list[str]:
