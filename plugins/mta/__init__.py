@@ -36,8 +36,8 @@ def ie_config_keys() -> Sequence[ConfigKey]:
                   ["submission/inet", "submissions/inet", "smtps/inet", "pickup/unix"],
                   "master.cf services (NAME/TYPE) whose mail goes to the outgoing listener."),
         ConfigKey("mta", "postfix_incoming_services", list, ["smtp/inet"], "master.cf "
-                  "services whose mail goes to the incoming listener (authenticated clients "
-                  "there go to the outgoing one)."),
+                  "services whose mail goes to the incoming listener (authenticated and "
+                  "mynetworks clients there go to the outgoing one)."),
         ConfigKey("mta", "exim_config", str, "/etc/exim4/exim4.conf", "Exim configuration "
                   "file ie-config enable edits (a single file; Debian: see operations.md)."),
         ConfigKey("mta", "exim_binary", str, "/usr/sbin/exim4", "Exim program used for the "
