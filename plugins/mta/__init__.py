@@ -18,7 +18,7 @@ import click
 from ie_core import App, ConfigKey, StatusItem, hookimpl
 from ie_core.commands import emit, fail, get_app, require_root
 
-from . import managed, services
+from . import health, managed, services
 from .exim import EximWiring
 from .files import FileChange
 from .postfix import PostfixWiring
@@ -183,4 +183,5 @@ def wiring_status(app: App) -> StatusItem:
 
 @hookimpl
 def ie_status(app: App) -> Sequence[StatusItem]:
-    return [wiring_status(app)]
+    return [wiring_status(app), *health.running_items(list(wirings(app).values())),
+            *health.reinjection_items(app)]

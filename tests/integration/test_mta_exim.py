@@ -23,6 +23,7 @@ from tests.fixtures.mta import (
     ie_config,
     message,
     quiet_plugins,
+    status_items,
 )
 from tests.fixtures.sink import Sink
 
@@ -234,3 +235,22 @@ def test_a_local_recipient_does_not_let_the_remote_ones_skip_the_outgoing_check(
     assert directions(running, sent) == [("mixed", "outgoing")]
     assert directions(running, kept) == [("mixed", "incoming")]
     assert [m.rcpt_tos for m in sent + kept] == [["carol@example.org"], ["bob@example.test"]]
+
+
+def test_status_fails_while_exims_daemon_is_down(stack):
+    assert ie_config(stack.config, "enable", "--mta", "exim").returncode == 0
+    stack.exim.start()
+    stack.exim.wait_listening(stack.exim.reinject_port)
+    stack.ie.start()
+    stack.exim.stop()  # the daemon is killed; its pid file stays behind
+    done = ie_config(stack.config, "status")
+    assert done.returncode == 1, done.stdout
+    assert "FAIL MTA running: exim is not running" in done.stdout, done.stdout
+    assert (f"FAIL reinjection reinject: 127.0.0.1:{stack.exim.reinject_port} not answering"
+            in done.stdout)
+    assert "OK   listener outgoing_listen" in done.stdout  # ie itself is fine
+    stack.exim.start()
+    stack.exim.wait_listening(stack.exim.reinject_port)
+    code, items = status_items(stack.config)
+    assert code == 0, items
+    assert items["MTA running"] and items["reinjection reinject"]

@@ -26,23 +26,25 @@ from tests.fixtures.mta import (
     ie_config,
     message,
     quiet_plugins,
+    status_items,
 )
 from tests.fixtures.postfix import LOCAL_CLIENT, PrivatePostfix, require_postfix
-from tests.fixtures.sink import Sink
+from tests.fixtures.sink import Sink, free_port
 
 pytestmark = pytest.mark.mta
 ALICE = ("alice@example.test", "secret")
 
 
 class Stack:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, settings: dict[str, object] | None = None) -> None:
         require_postfix()
         require_dovecot()
         self.internet, self.mailbox = Sink(), Sink()
         self.dovecot = Dovecot(["alice@example.test", "bob@example.test"])
         self.postfix = PrivatePostfix(self.internet.port, self.mailbox.port,
                                       self.dovecot.conf_d)
-        self.ie = DaemonProcess(tmp, {**self.postfix.ie_settings(), **quiet_plugins(tmp)})
+        self.ie = DaemonProcess(tmp, {**self.postfix.ie_settings(), **quiet_plugins(tmp),
+                                      **(settings or {})})
         self.config = self.ie.config
         self.internet.start()
         self.mailbox.start()
@@ -78,8 +80,8 @@ class Stack:
 
 
 @contextmanager
-def new_stack(tmp: Path) -> Iterator[Stack]:
-    st = Stack(tmp)
+def new_stack(tmp: Path, settings: dict[str, object] | None = None) -> Iterator[Stack]:
+    st = Stack(tmp, settings)
     try:
         yield st
     finally:
@@ -217,11 +219,7 @@ def test_a_broken_template_rolls_back_with_postfix_message(stack, tmp_path):
 
 def test_status_names_each_failure(stack):
     def status() -> tuple[int, dict[str, bool]]:
-        done = ie_config(stack.config, "status", "--json")
-        import json
-
-        data = json.loads(done.stdout)
-        return done.returncode, {i["name"]: i["ok"] for i in data["items"]}
+        return status_items(stack.config)
 
     assert ie_config(stack.config, "db", "upgrade").returncode == 0
     code, items = status()
@@ -291,3 +289,28 @@ def test_a_local_recipient_does_not_let_the_remote_ones_skip_the_outgoing_check(
     assert (row.direction, sorted(row.rcpt_tos)) == (
         "outgoing", ["bob@example.test", "carol@example.org"])
     assert filter_id(out.data) == filter_id(local.data) == row.id
+
+
+def test_status_fails_while_postfix_cannot_take_mail_back(tmp_path):
+    incoming = free_port()
+    with new_stack(tmp_path, {"filter.incoming_reinject": f"127.0.0.1:{incoming}"}) as st:
+        assert ie_config(st.config, "db", "upgrade").returncode == 0
+        assert ie_config(st.config, "enable", "--mta", "postfix").returncode == 0
+        st.ie.start()  # Postfix is wired in but stopped
+        done = ie_config(st.config, "status")
+        assert done.returncode == 1, done.stdout
+        assert "FAIL MTA running: postfix is not running" in done.stdout, done.stdout
+        for key, port in (("reinject", st.postfix.reinject_port),
+                          ("incoming_reinject", incoming)):
+            assert f"FAIL reinjection {key}: 127.0.0.1:{port} not answering" in done.stdout
+        assert "OK   listener outgoing_listen" in done.stdout  # ie itself is fine
+        st.postfix.start()
+        st.postfix.wait_listening(st.postfix.reinject_port, incoming)
+        code, items = status_items(st.config)
+        assert code == 0, items
+        assert items["MTA running"] and items["reinjection reinject"]
+        assert items["reinjection incoming_reinject"]
+        st.postfix.stop()
+        assert status_items(st.config) == (1, {**items, "MTA running": False,
+                                               "reinjection reinject": False,
+                                               "reinjection incoming_reinject": False})
