@@ -170,7 +170,7 @@ def wiring_status(app: App) -> StatusItem:
                 continue
             if wiring.plan():
                 notes.append(f"{wiring.name}: wired, but not as ie is configured now (listener "
-                             "addresses changed?): run ie-config enable")
+                             "addresses or Postfix's mynetworks changed?): run ie-config enable")
                 continue
         except (Conflict, managed.RegionError, OSError) as err:
             notes.append(f"{wiring.name}: {err}")
