@@ -18,7 +18,7 @@ import click
 from ie_core import App, ConfigKey, StatusItem, hookimpl
 from ie_core.commands import emit, fail, get_app, require_root
 
-from . import managed, services
+from . import health, managed, services
 from .exim import EximWiring
 from .files import FileChange
 from .postfix import PostfixWiring
@@ -36,8 +36,8 @@ def ie_config_keys() -> Sequence[ConfigKey]:
                   ["submission/inet", "submissions/inet", "smtps/inet", "pickup/unix"],
                   "master.cf services (NAME/TYPE) whose mail goes to the outgoing listener."),
         ConfigKey("mta", "postfix_incoming_services", list, ["smtp/inet"], "master.cf "
-                  "services whose mail goes to the incoming listener (authenticated clients "
-                  "there go to the outgoing one)."),
+                  "services whose mail goes to the incoming listener (authenticated and "
+                  "mynetworks clients there go to the outgoing one)."),
         ConfigKey("mta", "exim_config", str, "/etc/exim4/exim4.conf", "Exim configuration "
                   "file ie-config enable edits (a single file; Debian: see operations.md)."),
         ConfigKey("mta", "exim_binary", str, "/usr/sbin/exim4", "Exim program used for the "
@@ -170,7 +170,7 @@ def wiring_status(app: App) -> StatusItem:
                 continue
             if wiring.plan():
                 notes.append(f"{wiring.name}: wired, but not as ie is configured now (listener "
-                             "addresses changed?): run ie-config enable")
+                             "addresses or Postfix's mynetworks changed?): run ie-config enable")
                 continue
         except (Conflict, managed.RegionError, OSError) as err:
             notes.append(f"{wiring.name}: {err}")
@@ -183,4 +183,5 @@ def wiring_status(app: App) -> StatusItem:
 
 @hookimpl
 def ie_status(app: App) -> Sequence[StatusItem]:
-    return [wiring_status(app)]
+    return [wiring_status(app), *health.running_items(list(wirings(app).values())),
+            *health.reinjection_items(app)]

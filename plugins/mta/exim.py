@@ -176,10 +176,26 @@ class EximWiring:
         m = re.search(r"pid_file_path\s*=\s*(\S+)", out) if code == 0 else None
         return Path(m.group(1) if m else DEFAULT_PID_FILE)
 
-    def reload(self) -> str:
+    def daemon_pid(self) -> int | None:
+        """The pid in the daemon's pid file when that process is alive, else ``None``."""
         try:
             pid = int(self.pid_file().read_text().split()[0])
-            os.kill(pid, signal.SIGHUP)
+            os.kill(pid, 0)
+        except PermissionError:
+            return pid
         except (OSError, ValueError, IndexError):
+            return None
+        return pid
+
+    def running(self) -> bool:
+        return self.daemon_pid() is not None
+
+    def reload(self) -> str:
+        pid = self.daemon_pid()
+        try:
+            if pid is None:
+                raise ProcessLookupError
+            os.kill(pid, signal.SIGHUP)
+        except OSError:
             return "the Exim daemon is not running; it reads the new configuration when it starts"
         return f"Exim daemon (pid {pid}) told to reload (SIGHUP)"

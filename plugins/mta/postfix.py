@@ -2,13 +2,20 @@
 
 - Outgoing services (``submission``, ``submissions``/``smtps``, ``pickup`` for local
   ``sendmail``) get ``-o content_filter=ie_filter:[ie's outgoing listener]``.
-- Incoming services (``smtp``) get the incoming listener, and a SASL-authenticated client
-  there is sent to the outgoing listener instead (``check_sasl_access`` with ``FILTER``).
+- Incoming services (``smtp``) get the incoming listener, except for the clients Postfix
+  lets relay there, which go to the outgoing listener (``FILTER`` in
+  ``smtpd_end_of_data_restrictions``): a SASL-authenticated one (``check_sasl_access``)
+  and one in ``mynetworks`` (``check_client_access`` with :data:`CLIENTS_FILE`, a cidr
+  table ie writes from ``mynetworks``).  Postfix filters a whole message through one
+  listener, so such a client's message goes to the outgoing one with all its recipients.
 - Every wired smtpd writes ``(Authenticated sender: USER)`` into its own Received line
   (``smtpd_sasl_authenticated_header=yes``); pickup writes ``(Postfix, from userid N)``.
   ie reads only the topmost Received line, which the client cannot write.
 - A reinjection listener (``filter.reinject``) with ``content_filter=`` so mail coming back
   from ie is not filtered again, open to loopback only.
+
+Every service that receives mail (smtpd, pickup, qmqpd) must be in one of the two lists,
+or enable refuses: mail through an unlisted one would skip ie.
 
 main.cf is only read (``postconf``), never edited: every change is an ie-filter region in
 master.cf, whose ``-o`` options win over main.cf.
@@ -16,6 +23,7 @@ master.cf, whose ``-o`` options win over main.cf.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from dataclasses import dataclass
@@ -37,6 +45,8 @@ from .wiring import (
 )
 
 TRANSPORT = "ie_filter"
+CLIENTS_FILE = "ie-filter-clients.cidr"  # in mta.postfix_dir
+RECEIVERS = ("smtpd", "pickup", "qmqpd")  # master.cf commands through which mail comes in
 POSTFIX = "/usr/sbin/postfix"
 POSTCONF = "/usr/sbin/postconf"
 
@@ -99,14 +109,19 @@ class PostfixWiring:
     def installed(self) -> bool:
         return self.master.exists()
 
+    @property
+    def clients(self) -> Path:
+        return self.dir / CLIENTS_FILE
+
     def wired_files(self) -> list[Path]:
         return [self.master]
 
     def extra_files(self) -> list[Path]:
-        return []
+        return [self.clients]
 
-    def postconf(self, name: str) -> str:
-        code, out = run([POSTCONF, "-c", str(self.dir), "-h", name])
+    def postconf(self, name: str, expand: bool = False) -> str:
+        """main.cf's value of ``name`` (``expand``: with ``$name`` references expanded)."""
+        code, out = run([POSTCONF, "-c", str(self.dir), "-xh" if expand else "-h", name])
         if code != 0:
             raise Conflict(f"postconf -c {self.dir} failed: {summarise(out)}")
         lines = [line for line in out.splitlines() if "warning:" not in line]
@@ -125,7 +140,46 @@ class PostfixWiring:
                            "chain content filters")
         current = read_text(self.master)
         wanted = self.wire(managed.strip(current), self.postconf("smtpd_end_of_data_restrictions"))
-        return {} if wanted == current else {self.master: wanted}
+        changes = {} if wanted == current else {self.master: wanted}
+        if (table := self.clients_change()) is not None:
+            changes[self.clients] = table
+        return changes
+
+    def clients_change(self) -> str | None:
+        """The text :attr:`clients` must have, or ``None`` when it has it already."""
+        if re.search(r"[\s,{}]", str(self.clients)):
+            raise Conflict(f"{self.dir}: ie cannot name a table in a directory whose name "
+                           "has spaces, commas or braces")
+        wanted = self.clients_table(self.postconf("mynetworks", expand=True))
+        try:
+            on_disk: str | None = read_text(self.clients)
+        except FileNotFoundError:
+            on_disk = None
+        if on_disk is not None and not managed.created(on_disk):
+            raise Conflict(f"{self.clients} exists and was not written by ie-config enable: "
+                           "move it away")
+        return None if wanted == on_disk else wanted
+
+    def clients_table(self, mynetworks: str) -> str:
+        """The cidr table that sends ``mynetworks`` clients to the outgoing listener (and
+        leaves the ``!``-excluded ones alone), in ``mynetworks``' order: first match wins
+        in both."""
+        addr = listen_addresses(self.app)["outgoing"]
+        lines = [f"# mynetworks = {mynetworks}"]
+        for item in re.split(r"[\s,]+", mynetworks.strip()):
+            if not item:
+                continue
+            negated = item.startswith("!")
+            text = item.lstrip("!").replace("[", "").replace("]", "")
+            try:
+                network = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise Conflict(f"mynetworks lists {item!r}: ie can send only addresses and "
+                               "networks to its outgoing listener; write mynetworks as "
+                               "addresses and networks") from None
+            action = "DUNNO" if negated else f"FILTER {TRANSPORT}:[{addr[0]}]:{addr[1]}"
+            lines.append(f"{network} {action}")
+        return managed.new_file(lines)
 
     def wire(self, text: str, end_of_data: str) -> str:
         if text and not text.endswith("\n"):
@@ -145,14 +199,19 @@ class PostfixWiring:
             direction = ("outgoing" if svc.key in outgoing else
                          "incoming" if svc.key in incoming else None)
             if direction is None:
+                if svc.command in RECEIVERS:
+                    raise Conflict(f"master.cf service {svc.key} runs {svc.command}, but it is "
+                                   "in neither mta.postfix_outgoing_services nor "
+                                   "mta.postfix_incoming_services: its mail would skip ie; "
+                                   "add it to one of them")
                 continue
             if other := _options(lines, svc).get("content_filter"):
                 raise Conflict(f"master.cf service {svc.key} already has content_filter="
                                f"{other}; ie does not chain content filters")
             regions[svc.last] = managed.region(render_lines(
                 env, "postfix_service.j2", transport=TRANSPORT, filter_for=filter_for,
-                direction=direction, smtpd=svc.command == "smtpd", end_of_data=end_of_data),
-                indent="  ")
+                direction=direction, smtpd=svc.command == "smtpd", end_of_data=end_of_data,
+                clients=f"cidr:{self.clients}"), indent="  ")
         if not regions:
             raise Conflict("none of the services in mta.postfix_outgoing_services or "
                            "mta.postfix_incoming_services is defined in master.cf")

@@ -43,6 +43,9 @@ class Wiring(Protocol):
     def check(self) -> None:
         """Run the MTA's configuration check; raise :class:`CheckFailed` with its message."""
 
+    def running(self) -> bool:
+        """Does the MTA's daemon run?"""
+
     def reload(self) -> str:
         """Make a running MTA read its configuration again (never a restart); say what
         was done, or (it never raises) what failed and what the admin must do by hand."""

@@ -14,13 +14,16 @@ from sqlalchemy.orm import Session
 
 from ie_core.db.models import MessageLog
 from tests.fixtures.daemon import DaemonProcess
-from tests.fixtures.exim import PASSWORD, PrivateExim, require_exim
+from tests.fixtures.exim import INTERNET_CLIENT, PASSWORD, PrivateExim, require_exim
 from tests.fixtures.mta import (
+    check_each_path_is_checked_as_it_should,
     check_gtube_and_exe_are_held,
     check_limit_holds_the_excess,
+    directions,
     ie_config,
     message,
     quiet_plugins,
+    status_items,
 )
 from tests.fixtures.sink import Sink
 
@@ -199,3 +202,55 @@ def test_an_account_over_its_limit_is_held_and_a_release_is_not_held_again(runni
     """Needs the ratelimit, accounts and quarantine plugins."""
     check_limit_holds_the_excess(running, lambda raw: running.exim.submit(
         raw, ["carol@example.org"], "alice@example.test", login=ALICE))
+
+
+def test_every_way_a_local_user_sends_is_outgoing_internet_mail_is_incoming(running):
+    """An authenticated client, a script relaying from relay_from_hosts on port 25
+    without logging in, and local submission (exim -bm, as sendmail) all reach ie's
+    outgoing listener; an Internet client writing to a local mailbox reaches the incoming
+    one."""
+    exim = running.exim
+    check_each_path_is_checked_as_it_should(running, {
+        "authenticated": lambda raw, rcpts: exim.submit(
+            raw, rcpts, "alice@example.test", login=ALICE),
+        "relay-host-on-port-25": lambda raw, rcpts: exim.submit(
+            raw, rcpts, "alice@example.test"),
+        "sendmail": exim.sendmail,
+    }, lambda raw, rcpts: exim.submit(raw, rcpts, "someone@outside.test",
+                                      client=INTERNET_CLIENT))
+
+
+def test_a_script_relaying_through_port_25_is_held_by_the_send_limit(running):
+    check_limit_holds_the_excess(running, lambda raw: running.exim.submit(
+        raw, ["carol@example.org"], "alice@example.test"), account="script")
+
+
+def test_a_local_recipient_does_not_let_the_remote_ones_skip_the_outgoing_check(running):
+    """Exim routes each recipient: the remote one goes to the outgoing listener, the
+    local one (a relay host writing to a local mailbox) to the incoming one."""
+    running.exim.submit(message("mixed"), ["bob@example.test", "carol@example.org"],
+                        "alice@example.test")
+    sent = running.internet.wait_for(1, timeout=20)
+    kept = running.mailbox.wait_for(1, timeout=20)
+    assert directions(running, sent) == [("mixed", "outgoing")]
+    assert directions(running, kept) == [("mixed", "incoming")]
+    assert [m.rcpt_tos for m in sent + kept] == [["carol@example.org"], ["bob@example.test"]]
+
+
+def test_status_fails_while_exims_daemon_is_down(stack):
+    assert ie_config(stack.config, "enable", "--mta", "exim").returncode == 0
+    stack.exim.start()
+    stack.exim.wait_listening(stack.exim.reinject_port)
+    stack.ie.start()
+    stack.exim.stop()  # the daemon is killed; its pid file stays behind
+    done = ie_config(stack.config, "status")
+    assert done.returncode == 1, done.stdout
+    assert "FAIL MTA running: exim is not running" in done.stdout, done.stdout
+    assert (f"FAIL reinjection reinject: 127.0.0.1:{stack.exim.reinject_port} not answering"
+            in done.stdout)
+    assert "OK   listener outgoing_listen" in done.stdout  # ie itself is fine
+    stack.exim.start()
+    stack.exim.wait_listening(stack.exim.reinject_port)
+    code, items = status_items(stack.config)
+    assert code == 0, items
+    assert items["MTA running"] and items["reinjection reinject"]

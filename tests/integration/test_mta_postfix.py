@@ -19,28 +19,32 @@ from ie_core.db.models import MessageLog
 from tests.fixtures.daemon import DaemonProcess
 from tests.fixtures.dovecot import Dovecot, require_dovecot
 from tests.fixtures.mta import (
+    check_each_path_is_checked_as_it_should,
     check_gtube_and_exe_are_held,
     check_limit_holds_the_excess,
+    filter_id,
     ie_config,
     message,
     quiet_plugins,
+    status_items,
 )
-from tests.fixtures.postfix import PrivatePostfix, require_postfix
-from tests.fixtures.sink import Sink
+from tests.fixtures.postfix import LOCAL_CLIENT, PrivatePostfix, require_postfix
+from tests.fixtures.sink import Sink, free_port
 
 pytestmark = pytest.mark.mta
 ALICE = ("alice@example.test", "secret")
 
 
 class Stack:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, settings: dict[str, object] | None = None) -> None:
         require_postfix()
         require_dovecot()
         self.internet, self.mailbox = Sink(), Sink()
         self.dovecot = Dovecot(["alice@example.test", "bob@example.test"])
         self.postfix = PrivatePostfix(self.internet.port, self.mailbox.port,
                                       self.dovecot.conf_d)
-        self.ie = DaemonProcess(tmp, {**self.postfix.ie_settings(), **quiet_plugins(tmp)})
+        self.ie = DaemonProcess(tmp, {**self.postfix.ie_settings(), **quiet_plugins(tmp),
+                                      **(settings or {})})
         self.config = self.ie.config
         self.internet.start()
         self.mailbox.start()
@@ -76,8 +80,8 @@ class Stack:
 
 
 @contextmanager
-def new_stack(tmp: Path) -> Iterator[Stack]:
-    st = Stack(tmp)
+def new_stack(tmp: Path, settings: dict[str, object] | None = None) -> Iterator[Stack]:
+    st = Stack(tmp, settings)
     try:
         yield st
     finally:
@@ -190,9 +194,9 @@ def test_enable_twice_then_disable_is_byte_identical(stack):
     assert stack.postfix.snapshot() == wired
     off = ie_config(stack.config, "disable")
     assert off.returncode == 0, off.stderr
-    assert stack.postfix.snapshot() == original
-    backups = list((stack.config.parent / "ie-data" / "mta-backups" / "postfix").iterdir())
-    assert sorted(b.read_bytes() for b in backups) == sorted(
+    assert stack.postfix.snapshot() == original  # ie's cidr table is gone too
+    backups = (stack.config.parent / "ie-data" / "mta-backups" / "postfix").iterdir()
+    assert sorted(b.read_bytes() for b in backups if b.name.startswith("master.cf.")) == sorted(
         [original["master.cf"], wired["master.cf"]])
 
 
@@ -215,11 +219,7 @@ def test_a_broken_template_rolls_back_with_postfix_message(stack, tmp_path):
 
 def test_status_names_each_failure(stack):
     def status() -> tuple[int, dict[str, bool]]:
-        done = ie_config(stack.config, "status", "--json")
-        import json
-
-        data = json.loads(done.stdout)
-        return done.returncode, {i["name"]: i["ok"] for i in data["items"]}
+        return status_items(stack.config)
 
     assert ie_config(stack.config, "db", "upgrade").returncode == 0
     code, items = status()
@@ -255,3 +255,62 @@ def test_an_account_over_its_limit_is_held_and_a_release_is_not_held_again(runni
     """Needs the ratelimit, accounts and quarantine plugins."""
     check_limit_holds_the_excess(running, lambda raw: running.postfix.submit(
         raw, ["carol@example.org"], "alice@example.test", login=ALICE))
+
+
+def test_every_way_a_local_user_sends_is_outgoing_internet_mail_is_incoming(running):
+    """SASL submission, a script relaying through port 25 from mynetworks without logging
+    in (PHPMailer's 'localhost:25'), and sendmail (pickup) all reach ie's outgoing
+    listener; an Internet client writing to a local mailbox reaches the incoming one."""
+    postfix = running.postfix
+    check_each_path_is_checked_as_it_should(running, {
+        "sasl-submission": lambda raw, rcpts: postfix.submit(
+            raw, rcpts, "alice@example.test", login=ALICE),
+        "mynetworks-on-port-25": lambda raw, rcpts: postfix.receive(
+            raw, rcpts, "alice@example.test", client=LOCAL_CLIENT),
+        "sendmail": postfix.sendmail,
+    }, lambda raw, rcpts: postfix.receive(raw, rcpts))
+
+
+def test_a_script_relaying_through_port_25_is_held_by_the_send_limit(running):
+    """Issue 13: five messages from 127.0.0.1 to remote recipients, account limit 3."""
+    check_limit_holds_the_excess(running, lambda raw: running.postfix.receive(
+        raw, ["carol@example.org"], "alice@example.test", client=LOCAL_CLIENT),
+        account="script")
+
+
+def test_a_local_recipient_does_not_let_the_remote_ones_skip_the_outgoing_check(running):
+    """Postfix filters a whole message through one listener: mail from a client that may
+    relay goes to the outgoing one with all its recipients, local ones included."""
+    running.postfix.receive(message("mixed"), ["bob@example.test", "carol@example.org"],
+                            "alice@example.test", client=LOCAL_CLIENT)
+    [out] = running.internet.wait_for(1, timeout=20)
+    [local] = running.mailbox.wait_for(1, timeout=20)
+    [row] = running.log_rows()
+    assert (row.direction, sorted(row.rcpt_tos)) == (
+        "outgoing", ["bob@example.test", "carol@example.org"])
+    assert filter_id(out.data) == filter_id(local.data) == row.id
+
+
+def test_status_fails_while_postfix_cannot_take_mail_back(tmp_path):
+    incoming = free_port()
+    with new_stack(tmp_path, {"filter.incoming_reinject": f"127.0.0.1:{incoming}"}) as st:
+        assert ie_config(st.config, "db", "upgrade").returncode == 0
+        assert ie_config(st.config, "enable", "--mta", "postfix").returncode == 0
+        st.ie.start()  # Postfix is wired in but stopped
+        done = ie_config(st.config, "status")
+        assert done.returncode == 1, done.stdout
+        assert "FAIL MTA running: postfix is not running" in done.stdout, done.stdout
+        for key, port in (("reinject", st.postfix.reinject_port),
+                          ("incoming_reinject", incoming)):
+            assert f"FAIL reinjection {key}: 127.0.0.1:{port} not answering" in done.stdout
+        assert "OK   listener outgoing_listen" in done.stdout  # ie itself is fine
+        st.postfix.start()
+        st.postfix.wait_listening(st.postfix.reinject_port, incoming)
+        code, items = status_items(st.config)
+        assert code == 0, items
+        assert items["MTA running"] and items["reinjection reinject"]
+        assert items["reinjection incoming_reinject"]
+        st.postfix.stop()
+        assert status_items(st.config) == (1, {**items, "MTA running": False,
+                                               "reinjection reinject": False,
+                                               "reinjection incoming_reinject": False})
