@@ -71,7 +71,7 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
               "larger ones get 552 5.3.4."),
     ConfigKey("filter", "max_concurrent", int, 20, "Messages processed at once per listener: "
               "each worker process has 2 x this many threads, shared by both listeners' "
-              "messages and RCPT mirroring."),
+              "messages and RCPT checks."),
     ConfigKey("filter", "workers", int, 1, "Worker processes sharing the listeners (pre-fork); "
               "each runs filter.max_concurrent messages at once."),
     ConfigKey("filter", "max_sessions", int, 100, "SMTP sessions at once per listener in each "
