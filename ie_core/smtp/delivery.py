@@ -36,18 +36,6 @@ CHANGED = Reply(451, "4.3.0 Reinjection MTA refused a recipient it had accepted,
 
 
 @dataclass
-class Outcome:
-    """The reply for the MTA and how many groups the downstream accepted."""
-
-    reply: Reply
-    delivered_groups: int
-
-    @property
-    def ok(self) -> bool:
-        return self.reply.ok
-
-
-@dataclass
 class _Transaction:
     group: DeliveryGroup
     conn: Downstream
@@ -56,9 +44,10 @@ class _Transaction:
 
 def deliver(reinjector: Reinjector, ctx: MessageContext, message: bytes,
             mail_options: Sequence[str], rcpt_options: Mapping[str, Sequence[str]]
-            ) -> Outcome:
+            ) -> Reply:
     """Deliver ``message`` (the whole message as it leaves, our headers included) to
-    every delivery group of ``ctx``, each with its group's headers on top."""
+    every delivery group of ``ctx``, each with its group's headers on top; the reply for
+    the MTA (2xx only when every group was accepted)."""
     groups = ctx.delivery_groups()
     opened: list[_Transaction] = []
     try:
@@ -66,17 +55,17 @@ def deliver(reinjector: Reinjector, ctx: MessageContext, message: bytes,
             conn, reply = reinjector.open(ctx.mail_from, mail_options)
             opened.append(_Transaction(group, conn))
             if not reply.ok:
-                return Outcome(reply, 0)
+                return reply
             for rcpt in group.rcpt_tos:
                 reply = conn.rcpt(rcpt, rcpt_options.get(rcpt, ()))
                 if not reply.ok:
                     log.warning("event=recipient_refused_at_delivery msgid=%s reply=%s",
                                 ctx.id, reply)
-                    return Outcome(reply if not reply.permanent else CHANGED, 0)
+                    return reply if not reply.permanent else CHANGED
         for t in opened:
             reply = t.conn.begin_data()
             if reply.code != 354:
-                return Outcome(reply, 0)
+                return reply
             t.state = "data"
         end = rawheaders.header_end(message)
         body = memoryview(message)[end:]
@@ -93,13 +82,13 @@ def deliver(reinjector: Reinjector, ctx: MessageContext, message: bytes,
         if delivered:
             log.error("event=partial_delivery msgid=%s delivered_groups=%d reply=%s",
                       ctx.id, delivered, err.reply)
-        return Outcome(err.reply, delivered)
+        return err.reply
     finally:
         for t in opened:
             _release(reinjector, t)
 
 
-def _commit(ctx: MessageContext, opened: list[_Transaction]) -> Outcome:
+def _commit(ctx: MessageContext, opened: list[_Transaction]) -> Reply:
     failed: list[Reply] = []
     delivered = 0
     for t in opened:
@@ -110,13 +99,13 @@ def _commit(ctx: MessageContext, opened: list[_Transaction]) -> Outcome:
         else:
             failed.append(reply)
     if not failed:
-        return Outcome(Reply(250, f"2.0.0 Ok: delivered as {ctx.id}"), delivered)
+        return Reply(250, f"2.0.0 Ok: delivered as {ctx.id}")
     reply = sorted(failed, key=lambda r: r.permanent)[0]  # a 4xx may clear up: prefer it
     if delivered:
         log.error("event=partial_delivery msgid=%s delivered_groups=%d failed_groups=%d "
                   "reply=%s (a retry delivers the accepted groups twice)", ctx.id,
                   delivered, len(failed), reply)
-    return Outcome(reply, delivered)
+    return reply
 
 
 def _release(reinjector: Reinjector, t: _Transaction) -> None:

@@ -329,14 +329,14 @@ class FilterHandler:
         """(SMTP reply, outcome for the log)."""
         action = verdict.action
         if action in (Action.DELIVER, Action.JUNK):
-            result = delivery.deliver(self.reinjector, ctx,
-                                      processor.delivery_bytes(ctx, verdict),
-                                      _mail_options(envelope), envelope.rcpt_params)
-            if result.ok:
-                return str(result.reply), "delivered"
-            if result.reply.permanent:
-                return str(result.reply), "rejected_downstream"
-            return str(result.reply), "tempfailed_downstream"
+            reply = delivery.deliver(self.reinjector, ctx,
+                                     processor.delivery_bytes(ctx, verdict),
+                                     _mail_options(envelope), envelope.rcpt_params)
+            if reply.ok:
+                return str(reply), "delivered"
+            if reply.permanent:
+                return str(reply), "rejected_downstream"
+            return str(reply), "tempfailed_downstream"
         if action is Action.QUARANTINE:
             try:
                 held = processor.hold(self.app, ctx, verdict)
