@@ -71,9 +71,17 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
               "larger ones get 552 5.3.4."),
     ConfigKey("filter", "max_concurrent", int, 20, "Messages processed at once per listener: "
               "each worker process has 2 x this many threads, shared by both listeners' "
-              "messages and RCPT mirroring."),
+              "messages and RCPT checks."),
     ConfigKey("filter", "workers", int, 1, "Worker processes sharing the listeners (pre-fork); "
               "each runs filter.max_concurrent messages at once."),
+    ConfigKey("filter", "max_sessions", int, 100, "SMTP sessions at once per listener in each "
+              "worker process; more get 421 4.3.2 and are closed (0: no limit)."),
+    ConfigKey("filter", "spool_threshold", int, 1048576, "Message bodies larger than this "
+              "many bytes are received into a private temporary file under DATA_DIR/spool "
+              "instead of memory."),
+    ConfigKey("filter", "max_large_in_flight", int, 2, "Messages over filter.spool_threshold "
+              "processed at once per worker process (each is read into memory then); "
+              "others wait."),
     ConfigKey("filter", "shutdown_grace", float, 60.0, "Seconds SIGTERM waits for messages in "
               "flight before exiting."),
     ConfigKey("pipeline", "outgoing", list, [], "Stage names for outgoing mail, in order. "

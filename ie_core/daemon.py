@@ -21,7 +21,7 @@ from ie_core.config import parse_hostport
 from ie_core.db import describe_error, migrate
 from ie_core.errors import IeError
 from ie_core.smtp.reinject import Reinjector
-from ie_core.smtp.server import FilterHandler, FilterSMTP
+from ie_core.smtp.server import FilterHandler, FilterSMTP, Limits
 from ie_core.verdict import Direction
 
 log = logging.getLogger("ie.daemon")
@@ -39,6 +39,7 @@ RESTART_KEYS = (
     "filter.outgoing_listen", "filter.incoming_listen", "filter.reinject",
     "filter.incoming_reinject", "filter.reinject_timeout", "filter.reinject_idle",
     "filter.reinject_max_per_connection", "filter.max_concurrent", "filter.workers",
+    "filter.max_sessions", "filter.spool_threshold", "filter.max_large_in_flight",
 )
 """Read once when ie-filterd starts (listeners, reinjection pools, the database, threads)."""
 
@@ -67,10 +68,12 @@ class FilterDaemon:
         out_reinject = self._reinjector("filter.reinject")
         in_reinject = (self._reinjector("filter.incoming_reinject")
                        if self.app.config.get("filter.incoming_reinject") else out_reinject)
+        large_slots = asyncio.Semaphore(max(1, self.app.config.get("filter.max_large_in_flight")))
         for direction, listen, reinjector in (
                 (Direction.OUTGOING, "filter.outgoing_listen", out_reinject),
                 (Direction.INCOMING, "filter.incoming_listen", in_reinject)):
-            handler = FilterHandler(self.app, direction, reinjector, self.executor)
+            handler = FilterHandler(self.app, direction, reinjector, self.executor,
+                                    Limits.from_config(self.app, large_slots))
             sock = self._sockets.get(direction) or bind(self.app.config.get(listen), listen)
             server = await loop.create_server(
                 lambda h=handler: FilterSMTP(  # type: ignore[misc]

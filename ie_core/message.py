@@ -35,6 +35,19 @@ class SenderIdentity:
 
 
 @dataclass
+class DeliveryGroup:
+    """Recipients that get one copy of the message, and the headers only that copy carries.
+
+    A stage that gives recipients different treatment (the incoming plugin's junk mark)
+    splits the recipients into groups: each group is delivered in its own downstream
+    transaction, so no copy names a recipient of another group.
+    """
+
+    rcpt_tos: list[str]
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
 class MessageContext:
     """Everything a stage may look at for one message.
 
@@ -56,6 +69,8 @@ class MessageContext:
     findings: list[Finding] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     dry_run: bool = False  # ie-cli check: nothing may be counted, held or learned
+    groups: list[DeliveryGroup] = field(default_factory=list)
+    """How the recipients are split into copies (empty: one copy for all of them)."""
 
     @cached_property
     def head(self) -> Message:
@@ -88,6 +103,22 @@ class MessageContext:
     @property
     def size(self) -> int:
         return len(self.raw)
+
+    def delivery_groups(self) -> list[DeliveryGroup]:
+        """The copies to deliver: :attr:`groups`, each recipient in exactly one of them (a
+        recipient no group names gets a plain copy; one named twice, its first group),
+        groups without recipients dropped.  One plain group when nobody split them."""
+        seen: set[str] = set()
+        groups = []
+        for group in self.groups:
+            rcpts = [r for r in group.rcpt_tos if r in self.rcpt_tos and r not in seen]
+            seen.update(rcpts)
+            if rcpts:
+                groups.append(DeliveryGroup(rcpts, list(group.headers)))
+        rest = [r for r in self.rcpt_tos if r not in seen]
+        if rest:
+            groups.append(DeliveryGroup(rest))
+        return groups
 
 
 def decode_header_value(value: object) -> str:

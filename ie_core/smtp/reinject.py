@@ -3,7 +3,14 @@
 A connection carries at most ``max_per_connection`` messages and is then closed: MTAs
 treat a long-lived connection with many messages differently (Exim queues every message
 after the 10th on one connection, ``smtp_accept_queue_per_connection``, instead of
-delivering it at once).
+delivering it at once).  It is also closed after :data:`MAX_RESETS` RSETs without a
+delivered message (recipient checks end in RSET): Exim drops a client after
+``smtp_accept_max_nonmail`` (10) such commands, Postfix slows it down after
+``smtpd_junk_command_limit`` (100).
+
+Pooled connections are clean (after an RSET or a completed transaction) and are not
+probed when taken: :meth:`Reinjector.open` sends MAIL on one, and when that finds the
+connection dead it starts again once on a new connection.
 
 All calls block and run in worker threads.  Every failure becomes a :class:`Reply`
 carrying the code the MTA should see: the downstream's own 4xx/5xx when it answered,
@@ -13,12 +20,11 @@ carrying the code the MTA should see: the downstream's own 4xx/5xx when it answe
 from __future__ import annotations
 
 import logging
-import re
 import smtplib
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -51,6 +57,9 @@ class Reply:
 UNREACHABLE = Reply(451, "4.4.1 Reinjection MTA not reachable, try again later")
 TIMED_OUT = Reply(451, "4.4.2 Reinjection MTA timed out, try again later")
 BROKEN = Reply(451, "4.4.2 Reinjection connection lost, try again later")
+NEEDS_SMTPUTF8 = Reply(553, "5.6.7 Non-ASCII address requires SMTPUTF8")
+MAX_RESETS = 5
+"""RSETs one connection carries between two delivered messages before it is closed."""
 
 
 @dataclass
@@ -77,6 +86,7 @@ class Downstream:
     def __init__(self, host: str, port: int, timeout: float, helo: str) -> None:
         self.created = self.last_used = time.monotonic()
         self.sent = 0  # messages the MTA accepted on this connection
+        self.resets = 0  # RSETs since the last accepted message
         self._smtp = smtplib.SMTP(timeout=timeout, local_hostname=helo)
         try:
             self._call(lambda: self._smtp.connect(host, port))
@@ -92,6 +102,8 @@ class Downstream:
             raise DownstreamError(TIMED_OUT) from None
         except (ConnectionRefusedError, socket.gaierror):
             raise DownstreamError(UNREACHABLE) from None
+        except UnicodeEncodeError:  # an 8-bit address outside an SMTPUTF8 transaction
+            raise DownstreamError(NEEDS_SMTPUTF8) from None
         except (smtplib.SMTPServerDisconnected, ConnectionError, OSError):
             raise DownstreamError(BROKEN) from None
 
@@ -126,32 +138,41 @@ class Downstream:
         """Send DATA; with ``before_final_dot``, call it after the body and before the
         terminating dot (the MTA's commit point).  If it raises, the connection is closed
         without the dot, so the MTA discards the message, and the exception propagates."""
-        if before_final_dot is not None:
-            return self._data_with_commit(message, before_final_dot)
-
-        def send() -> Reply:
-            try:
-                return self._reply(self._smtp.data(message))
-            except smtplib.SMTPDataError as err:
-                text = err.smtp_error
-                return Reply(err.smtp_code, text.decode("utf-8", "replace")
-                             if isinstance(text, bytes) else text)
-        return self._done(self._call(send))
-
-    def _data_with_commit(self, message: bytes, commit: Callable[[], None]) -> Reply:
-        reply: Reply = self._call(lambda: self._reply(self._smtp.docmd("DATA")))
+        reply = self.begin_data()
         if reply.code != 354:
             return reply
-        body = re.sub(rb"(?m)^\.", b"..", message)
-        if not body.endswith(b"\r\n"):
-            body += b"\r\n"
-        self._call(lambda: self._smtp.send(body))
-        try:
-            commit()
-        except BaseException:
-            self.close()
-            raise
+        self.send_body([message])
+        if before_final_dot is not None:
+            try:
+                before_final_dot()
+            except BaseException:
+                self.close()
+                raise
+        return self.end_data()
 
+    def begin_data(self) -> Reply:
+        """The DATA command; 354 means the body may follow."""
+        return self._call(lambda: self._reply(self._smtp.docmd("DATA")))
+
+    def send_body(self, parts: Iterable[bytes | memoryview], chunk: int = 1 << 20) -> None:
+        """The message, dot-stuffed and ending in CRLF, sent ``chunk`` bytes at a time
+        (never a second copy of a large message in memory); no terminating dot."""
+        at_line_start, tail = True, b""
+        for part in parts:
+            view = memoryview(part)
+            for offset in range(0, len(view), chunk):
+                piece = bytes(view[offset:offset + chunk])
+                stuffed = piece.replace(b"\n.", b"\n..")
+                if at_line_start and piece.startswith(b"."):
+                    stuffed = b"." + stuffed
+                at_line_start = piece.endswith(b"\n")
+                tail = (tail + piece)[-2:]
+                self._call(lambda s=stuffed: self._smtp.send(s))
+        if tail != b"\r\n":
+            self._call(lambda: self._smtp.send(b"\r\n"))
+
+    def end_data(self) -> Reply:
+        """The terminating dot and the MTA's reply: the message is delivered on 2xx."""
         def finish() -> Reply:
             self._smtp.send(b".\r\n")
             return self._reply(self._smtp.getreply())
@@ -161,9 +182,11 @@ class Downstream:
         self.last_used = time.monotonic()
         if reply.ok:
             self.sent += 1
+            self.resets = 0
         return reply
 
     def rset(self) -> bool:
+        self.resets += 1
         try:
             code = self._smtp.rset()[0]
             self.last_used = time.monotonic()
@@ -211,21 +234,41 @@ class Reinjector:
                    max_per_connection=config.get("filter.reinject_max_per_connection"))
 
     def acquire(self) -> Downstream:
-        """A connection ready for MAIL FROM (raises :class:`DownstreamError`)."""
+        """A connection ready for MAIL FROM: a pooled one that has not idled past
+        ``idle``, else a new one (raises :class:`DownstreamError`)."""
         while True:
             with self._lock:
                 conn = self._pool.pop() if self._pool else None
             if conn is None:
                 return Downstream(self.host, self.port, self.timeout, self.helo)
-            if time.monotonic() - conn.last_used < self.idle and conn.rset():
+            if time.monotonic() - conn.last_used < self.idle:
                 return conn
             conn.close()
+
+    def open(self, sender: str, options: Sequence[str] = ()) -> tuple[Downstream, Reply]:
+        """A connection and the MTA's reply to ``MAIL FROM:<sender>`` on it.  A pooled
+        connection found dead is replaced once by a new one.  Raises
+        :class:`DownstreamError` (the connection is closed then)."""
+        conn = self.acquire()
+        fresh = conn.sent == 0 and conn.resets == 0
+        try:
+            return conn, conn.mail(sender, options)
+        except DownstreamError:
+            conn.close()
+            if fresh:
+                raise
+        conn = Downstream(self.host, self.port, self.timeout, self.helo)
+        try:
+            return conn, conn.mail(sender, options)
+        except DownstreamError:
+            conn.close()
+            raise
 
     def release(self, conn: Downstream, reusable: bool = True) -> None:
         """Give a connection back after a finished transaction (or RSET it first); it is
         closed instead when it is not reusable or has carried ``max_per_connection``."""
-        if reusable and not (self.max_per_connection
-                             and conn.sent >= self.max_per_connection):
+        if reusable and conn.resets < MAX_RESETS and not (
+                self.max_per_connection and conn.sent >= self.max_per_connection):
             with self._lock:
                 if len(self._pool) < self._max_idle:
                     self._pool.append(conn)
@@ -242,12 +285,11 @@ class Reinjector:
         :meth:`Downstream.data` (a caller that records the send before the MTA commits).
         """
         try:
-            conn = self.acquire()
+            conn, reply = self.open(sender, mail_options)
         except DownstreamError as err:
             return SendResult(err.reply)
         reusable = False
         try:
-            reply = conn.mail(sender, mail_options)
             if not reply.ok:
                 conn.rset()
                 reusable = True

@@ -1,22 +1,32 @@
 """The filter listeners: aiosmtpd sessions that follow the reply rule.
 
-Recipients are mirrored: on the first RCPT we open a reinjection transaction and pass
-each RCPT on, answering the MTA with the reinjection MTA's own reply.  A recipient the
+Each RCPT is checked with the reinjection MTA before we answer it: a pooled connection
+sends MAIL and that RCPT, then RSET, and goes back to the pool.  A recipient the
 downstream refuses (4xx or 5xx) is refused to the MTA the same way, so it defers or
-bounces exactly that recipient, and after DATA one reply covers every accepted
-recipient.  The message is answered 250 only after the downstream accepted DATA or the
-quarantine holds it durably; every failure is a 451 so the MTA keeps the message.
+bounces exactly that recipient.  No reinjection connection is held while a client idles:
+the message is delivered after DATA on connections taken then (one transaction per
+recipient group, :mod:`ie_core.smtp.delivery`).  The message is answered 250 only after
+the downstream accepted it or the quarantine holds it durably; every failure is a 451 so
+the MTA keeps the message.
+
+Limits: ``filter.max_sessions`` sessions per listener (more get ``421 4.3.2``), message
+bodies over ``filter.spool_threshold`` are received into a private temporary file in the
+data directory (:class:`FilterSMTP`), and at most ``filter.max_large_in_flight`` such
+bodies are processed (read into memory) at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import threading
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -25,7 +35,8 @@ from ie_core.app import App
 from ie_core.identity import queue_id
 from ie_core.message import MessageContext
 from ie_core.pipeline import TEMPFAIL_REPLY
-from ie_core.smtp.reinject import Downstream, DownstreamError, Reinjector, Reply
+from ie_core.smtp import delivery
+from ie_core.smtp.reinject import NEEDS_SMTPUTF8, DownstreamError, Reinjector, Reply
 from ie_core.verdict import Action, Direction, Verdict
 
 log = logging.getLogger("ie.smtp")
@@ -33,76 +44,168 @@ T = TypeVar("T")
 
 INTERNAL_ERROR = "451 4.3.0 Internal filter error, try again later"
 TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+TOO_MANY_SESSIONS = "421 4.3.2 Too many sessions, try again later"
+LINE_TOO_LONG = "500 5.5.2 Line too long"
 # aiosmtpd's own replies that must not reach an MTA as they are.
 _REWRITE = {
     "552 Error: Too much mail data": TOO_BIG,
     "552 Error: message size exceeds fixed maximum message size": TOO_BIG,
-    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long",
+    "500 Line too long (see RFC5321 4.5.3.1.6)": LINE_TOO_LONG,
 }
+_FLUSH = 256 * 1024  # received body bytes kept before they are written to the spool
 
 
-class SessionDownstream:
-    """The reinjection connection of one client session, tied to the session's life.
+@dataclass
+class Limits:
+    """What one listener lets its clients hold (read at start)."""
 
-    A worker thread takes the connection out while it uses it (RCPT, DATA) and puts it
-    back after, so no two threads ever share it.  Once the client is gone (:meth:`close`),
-    a connection put back late (a RCPT still running in a worker thread when the MTA
-    dropped the session) is refused, and its holder closes it: it is never reused with
-    the envelope still open.
-    """
+    max_sessions: int
+    spool_dir: Path
+    spool_threshold: int
+    large_slots: asyncio.Semaphore  # shared by the listeners of one process
+
+    @classmethod
+    def from_config(cls, app: App, large_slots: asyncio.Semaphore) -> Limits:
+        spool = app.data_dir / "spool"
+        spool.mkdir(mode=0o700, exist_ok=True)
+        spool.chmod(0o700)
+        return cls(app.config.get("filter.max_sessions"), spool,
+                   app.config.get("filter.spool_threshold"), large_slots)
+
+
+class FilterEnvelope(Envelope):
+    """aiosmtpd's envelope plus the received body (instead of ``original_content``) and
+    each recipient's RCPT parameters."""
 
     def __init__(self) -> None:
-        self._conn: Downstream | None = None
-        self._closed = False
-        self._lock = threading.Lock()
-
-    def take(self) -> Downstream | None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-            return conn
-
-    def put(self, conn: Downstream) -> bool:
-        """Keep ``conn`` for the session's next command; False once the session ended."""
-        with self._lock:
-            if self._closed:
-                return False
-            self._conn = conn
-            return True
-
-    def close(self) -> Downstream | None:
-        """The session ended: the connection kept now, if any; none is accepted after."""
-        with self._lock:
-            self._closed = True
-            conn, self._conn = self._conn, None
-            return conn
+        super().__init__()
+        self.body: IO[bytes] | None = None
+        self.body_size = 0
+        self.rcpt_params: dict[str, list[str]] = {}
 
 
 class FilterSession(Session):
-    """aiosmtpd's session plus the reinjection connection mirroring its envelope."""
+    """aiosmtpd's session; ``gone`` once the client disconnected."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
-        self.downstream = SessionDownstream()
+        self.gone = False
 
 
 class FilterSMTP(SMTP):
-    """aiosmtpd's SMTP with enhanced status codes and cleanup when a client vanishes."""
+    """aiosmtpd's SMTP with enhanced status codes, a session cap, and DATA received into
+    a spool file (in memory up to ``filter.spool_threshold``) instead of a list of lines.
+
+    The body is stored exactly as ``original_content`` would hold it: dot-unstuffed,
+    line ends as received; the size limit and over-long lines are answered after the
+    final dot, as aiosmtpd does.
+    """
 
     line_length_limit = 1 << 20  # be lenient with long header lines; RFC limit is 1000
 
+    def __init__(self, handler: FilterHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.filter = handler
+        self._admitted = False
+
     def _create_session(self) -> Session:
         return FilterSession(self.loop)
+
+    def _create_envelope(self) -> Envelope:
+        return FilterEnvelope()
 
     async def push(self, status: str) -> None:  # type: ignore[override]
         if status.startswith("500 Error: (") or status.startswith("500 Error: Cannot"):
             status = INTERNAL_ERROR  # an exception escaped a hook: never a permanent error
         await super().push(_REWRITE.get(status, status))
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self._admitted and self.transport is None:
+            self._admitted = self.filter.admit()
+        super().connection_made(transport)
+
+    async def _handle_client(self) -> None:
+        # aiosmtpd's client loop (which greets first), unless over the session cap
+        if self._admitted:
+            await super()._handle_client()
+            return
+        log.warning("event=session_refused reason=max_sessions peer=%s",
+                    self.session.peer if self.session else "-")
+        await self.push(TOO_MANY_SESSIONS)
+        if self.transport is not None:
+            self.transport.close()
+
     def connection_lost(self, error: Exception | None) -> None:
-        handler = self.event_handler
-        if isinstance(handler, FilterHandler) and self.session is not None:
-            handler.session_ended(self.session)
+        if isinstance(self.session, FilterSession):
+            self.session.gone = True
+        if self._admitted:
+            self._admitted = False
+            self.filter.sessions -= 1
         super().connection_lost(error)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        envelope = self.envelope
+        assert isinstance(envelope, FilterEnvelope)
+        if not envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        limits = self.filter.limits
+        with tempfile.SpooledTemporaryFile(max_size=max(1, limits.spool_threshold),
+                                           dir=str(limits.spool_dir)) as body:
+            refusal = await self._receive(body)
+            if refusal is not None:
+                self._set_post_data_state()
+                await self.push(refusal)
+                return
+            envelope.body, envelope.body_size = body, body.tell()
+            status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push(status)
+
+    async def _receive(self, body: IO[bytes]) -> str | None:
+        """Read DATA up to the lone dot into ``body``; a refusal for the end, or None."""
+        limit = self.data_size_limit
+        received, refusal, fragment = 0, None, False
+        pending = bytearray()
+        while self.transport is not None:
+            try:
+                line = await self._reader.readuntil(b"\r\n")
+            except asyncio.CancelledError:
+                self._writer.close()
+                raise
+            except asyncio.LimitOverrunError as err:
+                line = await self._reader.read(err.consumed)
+                refusal = refusal or LINE_TOO_LONG
+            if not fragment and line == b".\r\n":
+                break
+            fragment = not line.endswith(b"\r\n")
+            received += len(line)
+            if limit and received > limit:
+                refusal = refusal or TOO_BIG
+            if refusal is not None:
+                continue  # keep reading to the dot, keep nothing
+            pending += line[1:] if line.startswith(b".") else line
+            if len(pending) >= _FLUSH:
+                await self._spool(body, pending)
+        if refusal is None and pending:
+            await self._spool(body, pending)
+        return refusal
+
+    async def _spool(self, body: IO[bytes], pending: bytearray) -> None:
+        """Append ``pending`` to ``body`` (and empty it); writes that reach the disk run in
+        a thread, never on the event loop."""
+        data = bytes(pending)
+        pending.clear()
+        if body.tell() + len(data) <= self.filter.limits.spool_threshold:
+            body.write(data)
+        else:
+            await asyncio.get_running_loop().run_in_executor(None, body.write, data)
 
 
 class FilterHandler:
@@ -110,43 +213,24 @@ class FilterHandler:
     :class:`FilterSession` (made by :class:`FilterSMTP`)."""
 
     def __init__(self, app: App, direction: Direction, reinjector: Reinjector,
-                 executor: ThreadPoolExecutor) -> None:
+                 executor: ThreadPoolExecutor, limits: Limits) -> None:
         self.app = app
         self.direction = direction
         self.reinjector = reinjector
         self.executor = executor
+        self.limits = limits
         self.in_flight = 0
+        self.sessions = 0
+
+    def admit(self) -> bool:
+        """Count a new session; False (not counted) when the listener is full."""
+        if self.limits.max_sessions and self.sessions >= self.limits.max_sessions:
+            return False
+        self.sessions += 1
+        return True
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    # -- session state -------------------------------------------------------------
-    def drop_downstream(self, session: Session) -> None:
-        """The envelope is abandoned (MAIL, RSET, QUIT): RSET the connection, pool it."""
-        conn = _downstream(session).take()
-        if conn is not None:
-            self._let_go(conn, reuse=True)
-
-    def session_ended(self, session: Session) -> None:
-        """The client is gone: close the session's connection, now and if one comes late."""
-        conn = _downstream(session).close()
-        if conn is not None:
-            self._let_go(conn, reuse=False)
-
-    def _let_go(self, conn: Downstream, reuse: bool) -> None:
-        """In a worker thread (it blocks): RSET ``conn`` and pool it, or close it."""
-        try:
-            if reuse:
-                self.executor.submit(self._finish, conn, False)
-            else:
-                self.executor.submit(conn.close)
-        except RuntimeError:  # shutting down: no more worker threads
-            conn.close()
-
-    def _finish(self, conn: Downstream, transaction_done: bool) -> None:
-        """Give ``conn`` back to the pool: as it is after a completed transaction (the
-        downstream accepted DATA), else after an RSET (closed if the RSET fails)."""
-        self.reinjector.release(conn, transaction_done or conn.rset())
 
     # -- hooks ---------------------------------------------------------------------
     async def handle_exception(self, error: Exception) -> str:
@@ -155,59 +239,60 @@ class FilterHandler:
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
-        self.drop_downstream(session)
+        if not _address_allowed(address, mail_options):
+            return str(NEEDS_SMTPUTF8)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
+        if not _address_allowed(address, envelope.mail_options):
+            return str(NEEDS_SMTPUTF8)
         try:
-            reply = await self._run(self._mirror_rcpt, _downstream(session), envelope,
-                                    address, list(rcpt_options))
+            reply = await self._run(self._check_rcpt, session, envelope, address,
+                                    list(rcpt_options))
         except DownstreamError as err:
             return str(err.reply) if err.reply.code >= 400 else INTERNAL_ERROR
         if reply.ok:
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(rcpt_options)
+            if isinstance(envelope, FilterEnvelope):
+                envelope.rcpt_params.setdefault(address, list(rcpt_options))
         return str(reply)
 
-    def _mirror_rcpt(self, downstream: SessionDownstream, envelope: Envelope, address: str,
-                     options: list[str]) -> Reply:
-        """Pass RCPT on, opening the downstream transaction on the first one."""
-        conn = downstream.take()
-        if conn is None:
-            conn = self.reinjector.acquire()
-            try:
-                reply = conn.mail(envelope.mail_from or "", _mail_options(envelope))
-            except DownstreamError:
-                conn.close()
-                raise
-            if not reply.ok:
-                self._finish(conn, False)
-                return reply
+    def _check_rcpt(self, session: Session, envelope: Envelope, address: str,
+                    options: list[str]) -> Reply:
+        """Ask the downstream about one recipient (MAIL, RCPT, RSET) on a pooled
+        connection; the connection is closed instead of pooled when the client left."""
+        conn, reply = self.reinjector.open(envelope.mail_from or "", _mail_options(envelope))
         try:
-            reply = conn.rcpt(address, options)
+            if reply.ok:
+                reply = conn.rcpt(address, options)
         except DownstreamError:
             conn.close()
             raise
-        if not downstream.put(conn):  # the client left while we waited for the reply
+        gone = isinstance(session, FilterSession) and session.gone
+        if gone:
             conn.close()
+        else:
+            self.reinjector.release(conn, conn.rset())
         return reply
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.drop_downstream(session)
         return "250 2.0.0 Ok"
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.drop_downstream(session)
         return "221 2.0.0 Bye"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if not isinstance(envelope, FilterEnvelope) or envelope.body is None:
+            return INTERNAL_ERROR
+        large = envelope.body_size > self.limits.spool_threshold
         self.in_flight += 1
         try:
-            conn = _downstream(session).take()
-            return await self._run(self._process, session, envelope, conn)
+            async with self.limits.large_slots if large else contextlib.nullcontext():
+                return await self._run(self._process, session, envelope)
         except Exception as err:  # the executor itself failed; nothing was sent
             log.error("event=data_error error=%s", type(err).__name__, exc_info=err)
             return INTERNAL_ERROR
@@ -215,66 +300,59 @@ class FilterHandler:
             self.in_flight -= 1
 
     # -- the message ---------------------------------------------------------------
-    def _process(self, session: Session, envelope: Envelope, conn: Downstream | None) -> str:
+    def _process(self, session: Session, envelope: FilterEnvelope) -> str:
         started = time.monotonic()
-        raw = envelope.original_content or b""
         ctx = MessageContext(
-            direction=self.direction, raw=raw, mail_from=envelope.mail_from or "",
+            direction=self.direction, raw=b"", mail_from=envelope.mail_from or "",
             rcpt_tos=list(envelope.rcpt_tos), received_at=self.app.clock.now(),
             peer=str(session.peer[0]) if session.peer else None)
-        delivered = False
         try:
+            assert envelope.body is not None
+            envelope.body.seek(0)
+            ctx.raw = envelope.body.read()
             try:
                 ctx.queue_id = queue_id(ctx)
             except Exception:
                 ctx.queue_id = None
             verdict = processor.analyse(self.app, ctx)
-            reply, outcome, delivered = self._act(ctx, verdict, conn)
+            reply, outcome = self._act(ctx, verdict, envelope)
         except Exception as err:
             log.exception("event=process_error msgid=%s error=%s", ctx.id, type(err).__name__)
             verdict = Verdict(Action.TEMPFAIL, list(ctx.findings),
                               error=f"processing failed: {type(err).__name__}")
             reply, outcome = INTERNAL_ERROR, "tempfailed"
-        finally:
-            if conn is not None:
-                self._finish(conn, delivered)
         processor.record(self.app, ctx, verdict, outcome, started)
         return reply
 
     def _act(self, ctx: MessageContext, verdict: Verdict,
-             conn: Downstream | None) -> tuple[str, str, bool]:
-        """(SMTP reply, outcome for the log, whether the downstream accepted DATA)."""
+             envelope: FilterEnvelope) -> tuple[str, str]:
+        """(SMTP reply, outcome for the log)."""
         action = verdict.action
         if action in (Action.DELIVER, Action.JUNK):
-            if conn is None:
-                return INTERNAL_ERROR, "tempfailed", False
-            try:
-                reply = conn.data(processor.delivery_bytes(ctx, verdict))
-            except DownstreamError as err:
-                return str(err.reply), "tempfailed_downstream", False
+            reply = delivery.deliver(self.reinjector, ctx,
+                                     processor.delivery_bytes(ctx, verdict),
+                                     _mail_options(envelope), envelope.rcpt_params)
             if reply.ok:
-                return f"250 2.0.0 Ok: delivered as {ctx.id}", "delivered", True
+                return str(reply), "delivered"
             if reply.permanent:
-                return str(reply), "rejected_downstream", False
-            return str(reply), "tempfailed_downstream", False
+                return str(reply), "rejected_downstream"
+            return str(reply), "tempfailed_downstream"
         if action is Action.QUARANTINE:
             try:
                 held = processor.hold(self.app, ctx, verdict)
             except Exception as err:
                 log.error("event=hold_failed msgid=%s error=%s: %s", ctx.id,
                           type(err).__name__, err)
-                return "451 4.3.0 Cannot hold message safely, try again later", \
-                    "tempfailed", False
-            return f"250 2.0.0 Ok: held as {held}", f"held:{held}", False
+                return "451 4.3.0 Cannot hold message safely, try again later", "tempfailed"
+            return f"250 2.0.0 Ok: held as {held}", f"held:{held}"
         if action is Action.REJECT:
-            return verdict.smtp_reply or "550 5.7.1 Message refused", "rejected", False
-        return verdict.smtp_reply or TEMPFAIL_REPLY, "tempfailed", False
+            return verdict.smtp_reply or "550 5.7.1 Message refused", "rejected"
+        return verdict.smtp_reply or TEMPFAIL_REPLY, "tempfailed"
 
 
-def _downstream(session: Session) -> SessionDownstream:
-    if not isinstance(session, FilterSession):
-        raise TypeError("FilterHandler serves FilterSMTP sessions only")
-    return session.downstream
+def _address_allowed(address: str, mail_options: list[str]) -> bool:
+    """An address outside ASCII needs an SMTPUTF8 transaction (RFC 6531: 553 5.6.7)."""
+    return address.isascii() or any(o.upper() == "SMTPUTF8" for o in mail_options)
 
 
 def _mail_options(envelope: Envelope) -> list[str]:

@@ -6,10 +6,12 @@ Two stages for incoming mail:
   the message is filtered for it: the server switch is on, the recipient's account has
   not opted out, the recipient is not whitelisted.  When nobody is left it ends the
   pipeline, so the message passes through unjudged (and the classifier does no work).
-- ``incoming-mark`` (priority 950, after the content checks) adds ``X-IE-Junk`` when the
-  checks asked for JUNK: ``all`` when every recipient is filtered, else one header per
-  filtered recipient.  The Sieve script files the message into Junk for a recipient only
-  when one of those marks names it (see docs/incoming.md for why not ``X-Spam``).
+- ``incoming-mark`` (priority 950, after the content checks) marks the message
+  ``X-IE-Junk: all`` when the checks asked for JUNK.  When only some recipients are
+  filtered, the recipients are split into two delivery groups: the filtered ones get a
+  copy with the mark, the others a copy without it, each in its own downstream
+  transaction, so no copy names another recipient (a Bcc stays blind).  The Sieve script
+  files a copy marked ``all`` into Junk (see docs/incoming.md for why not ``X-Spam``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy import select
 from ie_core import Action, App, Direction, Finding, MessageContext, SenderIdentity, Stage
 from ie_core.account_options import AccountOption
 from ie_core.identity import domain_of, normalise_address
+from ie_core.message import DeliveryGroup
 from ie_core.runtime import RuntimeSetting, current
 from ie_plugins.incoming.models import IncomingAccount
 
@@ -45,9 +48,10 @@ SUBJECT_PREFIX = RuntimeSetting("incoming.subject_prefix", str, "",
 
 @dataclass
 class Recipient:
-    address: str
+    address: str  # normalised
     account: str
     status: str
+    rcpt: str = ""  # as the envelope gave it
 
 
 @dataclass
@@ -113,10 +117,10 @@ def decide_recipients(app: App, rcpt_tos: Iterable[str]) -> IncomingState:
     pairs = []
     for rcpt in rcpt_tos:
         address = normalise_address(rcpt) or rcpt.strip().strip("<>").lower()
-        pairs.append((address, recipient_account(app, address)))
-    out = opted_out(app, {a for _, a in pairs}) if enabled else set()
+        pairs.append((rcpt, address, recipient_account(app, address)))
+    out = opted_out(app, {a for _, _, a in pairs}) if enabled else set()
     state = IncomingState()
-    for address, account in pairs:
+    for rcpt, address, account in pairs:
         if not enabled:
             status = OFF
         elif account in out:
@@ -125,7 +129,7 @@ def decide_recipients(app: App, rcpt_tos: Iterable[str]) -> IncomingState:
             status = WHITELISTED
         else:
             status = FILTERED
-        state.recipients.append(Recipient(address, account, status))
+        state.recipients.append(Recipient(address, account, status, rcpt))
     return state
 
 
@@ -145,14 +149,16 @@ def make_stages(app: App) -> list[Stage]:
         if not any(f.action is Action.JUNK for f in ctx.findings):
             return None
         state.junk = True
-        headers: list[tuple[str, str]] = ctx.data.setdefault("extra_headers", [])
         if len(state.filtered) == len(state.recipients):
+            headers: list[tuple[str, str]] = ctx.data.setdefault("extra_headers", [])
             headers.append((JUNK_HEADER, JUNK_ALL))
             prefix = current(app, SUBJECT_PREFIX)
             if prefix:
                 ctx.raw = prefix_subject(ctx.raw, prefix)
         else:
-            headers.extend((JUNK_HEADER, r.address) for r in state.filtered)
+            ctx.groups = [
+                DeliveryGroup([r.rcpt for r in state.filtered], [(JUNK_HEADER, JUNK_ALL)]),
+                DeliveryGroup([r.rcpt for r in state.recipients if r.status != FILTERED])]
         return None
 
     incoming = frozenset({Direction.INCOMING})

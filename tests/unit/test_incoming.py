@@ -88,7 +88,9 @@ def test_marks_all_or_per_recipient_and_counts(app: App) -> None:
     with app.db.session() as s:
         s.add(IncomingAccount(account="beta", enabled=False, updated_at=app.clock.now()))
     ctx, out = _deliver(app, "Alice@Example.test", "carol@other.test")
-    assert _junk_marks(out) == ["alice@example.test"]
+    assert _junk_marks(out) == []  # only the filtered recipient's own copy is marked
+    assert [(g.rcpt_tos, g.headers) for g in ctx.delivery_groups()] == [
+        (["Alice@Example.test"], [("X-IE-Junk", "all")]), (["carol@other.test"], [])]
     stats.record(app, ctx.data["incoming"], app.clock.now().date())
     ctx, out = _deliver(app, "carol@other.test")
     assert _junk_marks(out) == [] and ctx.findings[0].final
