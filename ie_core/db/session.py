@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,13 @@ def describe_error(err: SQLAlchemyError) -> str:
 
 
 def _make_sqlite_dir(url: str) -> None:
+    """The database file's directory, and the file itself created owner-only (SQLite
+    gives its -wal and -shm files the same mode)."""
     path = url.split(":///", 1)[-1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -88,6 +92,10 @@ def _sqlite_begin_immediate(conn: Any) -> None:
 
 
 def ensure_private(path: Path) -> None:
-    """Create ``path`` (a directory) readable by its owner only."""
+    """Create ``path`` (a directory) readable and writable by its owner only.
+
+    A group search bit set on purpose (``enable-incoming`` gives the mail user's group
+    passage to the learn spool inside it) is kept; every other bit is removed.
+    """
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+    os.chmod(path, 0o700 | (path.stat().st_mode & 0o010))

@@ -31,11 +31,14 @@ def ie_config_keys() -> Sequence[ConfigKey]:
         ConfigKey("incoming", "sieve_dir", str, "/etc/dovecot/sieve-ie",
                   "Where the Sieve scripts (and, unless Dovecot has one, the pipe directory "
                   "bin/) are written."),
-        ConfigKey("incoming", "learn_spool", str, "/var/spool/ie/learn",
-                  "Spool where IMAPSieve queues reported messages for learning."),
+        ConfigKey("incoming", "learn_spool", str, "",
+                  "Spool where IMAPSieve queues reported messages for learning; empty: "
+                  "learn/ in ie.data_dir, so two instances on a host never share one. An "
+                  "absolute path of letters, digits and . _ / - only."),
         ConfigKey("incoming", "mail_user", str, "mail",
                   "The user Dovecot delivers mail as (it writes into the learn spool)."),
-        ConfigKey("incoming", "junk_mailbox", str, "Junk", "The Junk folder's name."),
+        ConfigKey("incoming", "junk_mailbox", str, "Junk",
+                  "The Junk folder's name: letters, digits, spaces and . _ - / + only."),
         ConfigKey("incoming", "trash_mailbox", str, "Trash",
                   "The Trash folder's name (moving spam there trains nothing)."),
         ConfigKey("incoming", "learn_max_bytes", int, 10485760,
@@ -54,6 +57,7 @@ def ie_runtime_settings() -> Sequence[RuntimeSetting]:
 
 @hookimpl
 def ie_stages(app: App) -> Sequence[Stage]:
+    dovecot.check_settings(app)  # an unsafe folder name stops ie-filterd at start
     return policy.make_stages(app)
 
 

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from ie_core.commands import emit, get_app, require_root
@@ -97,7 +95,7 @@ def learn_spool(as_json: bool) -> None:
     """Learn the reports queued by IMAPSieve now (ie-filterd does this every few seconds)."""
     require_root()
     app = get_app()
-    path = Path(app.config.get("incoming.learn_spool"))
+    path = spool.spool_dir(app)
     total = spool.DrainResult()
     while True:
         done = spool.drain(app, path, app.config.get("incoming.learn_max_bytes"))

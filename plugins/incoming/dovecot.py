@@ -30,6 +30,7 @@ import jinja2
 
 from ie_core import App, ConfigError
 from ie_plugins.incoming.policy import JUNK_HEADER
+from ie_plugins.incoming.spool import spool_dir
 
 SNIPPET_NAME = "99-ie-incoming.conf"
 MARKER = "# Written by ie-config enable-incoming"
@@ -46,6 +47,29 @@ OUR_PLUGINS = ("sieve_imapsieve", "sieve_extprograms")
 OUR_EXTENSIONS = ("+vnd.dovecot.pipe", "+vnd.dovecot.environment")
 TOOL_TIMEOUT = 60.0  # seconds a Dovecot tool (doveconf, sievec, doveadm) may take
 _PLUGIN_LINE = re.compile(r"^\s+([A-Za-z0-9_]+)\s*=\s*(.*?)\s*$")
+# What may reach a Sieve string, a Dovecot setting and a shell word unquoted: no quote,
+# backslash, $, {, }, #, IMAP wildcard, control character or newline.
+_MAILBOX = re.compile(r"^\w[\w .+/-]{0,99}$")
+_PATH = re.compile(r"^/[A-Za-z0-9._/-]{0,250}$")
+
+
+def checked_mailbox(key: str, value: str) -> str:
+    """``value`` when it is a safe folder name; :class:`ConfigError` (one line) if not."""
+    if not _MAILBOX.match(value) or value != value.strip() or ".." in value:
+        raise ConfigError(f"{key} {value!r} is not a usable folder name: letters, digits, "
+                          "spaces and . _ - / + only (it goes into Sieve scripts and "
+                          "Dovecot's configuration)")
+    return value
+
+
+def checked_path(key: str, value: Path) -> Path:
+    """``value`` when it is a plain absolute path; :class:`ConfigError` (one line) if not."""
+    text = str(value)
+    if not _PATH.match(text) or "/../" in text + "/" or text.endswith("/.."):
+        raise ConfigError(f"{key} {text!r} is not a usable path: absolute, letters, digits "
+                          "and . _ / - only (it goes into Dovecot's configuration and the "
+                          "learn-pipe script)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -57,6 +81,7 @@ class Layout:
     modules: Path
     sieve_dir: Path
     spool: Path
+    data_dir: Path
     mail_user: str
     junk: str
     trash: str
@@ -70,10 +95,13 @@ class Layout:
         return cls(config=Path(config or get("incoming.dovecot_config")),
                    conf_d=Path(conf_d or get("incoming.dovecot_conf_d")),
                    modules=Path(get("incoming.dovecot_modules")),
-                   sieve_dir=Path(get("incoming.sieve_dir")),
-                   spool=Path(get("incoming.learn_spool")),
+                   sieve_dir=checked_path("incoming.sieve_dir", Path(get("incoming.sieve_dir"))),
+                   spool=checked_path("incoming.learn_spool", spool_dir(app)),
+                   data_dir=app.config.data_dir,
                    mail_user=get("incoming.mail_user"),
-                   junk=get("incoming.junk_mailbox"), trash=get("incoming.trash_mailbox"),
+                   junk=checked_mailbox("incoming.junk_mailbox", get("incoming.junk_mailbox")),
+                   trash=checked_mailbox("incoming.trash_mailbox",
+                                         get("incoming.trash_mailbox")),
                    max_bytes=get("incoming.learn_max_bytes"),
                    max_queued=get("incoming.learn_max_queued"))
 
@@ -107,6 +135,11 @@ def missing_requirements(layout: Layout) -> list[str]:
         problems.append(f"the mail user {layout.mail_user!r} does not exist "
                         "(incoming.mail_user: the user Dovecot delivers mail as)")
     return problems
+
+
+def check_settings(app: App) -> None:
+    """Refuse, with one line, folder names and paths that are unsafe in the scripts."""
+    Layout.from_app(app)
 
 
 def check_requirements(layout: Layout) -> None:
@@ -240,9 +273,18 @@ def compile_script(layout: Layout, script: Path) -> bool:
 
 
 def prepare_spool(layout: Layout) -> None:
-    """``spool/new`` and ``spool/tmp`` writable by the mail user only; ``cur`` root's."""
+    """``spool/new`` and ``spool/tmp`` writable by the mail user only; ``cur`` root's.
+
+    A spool in the data directory (the default) needs the mail user to pass through that
+    directory: its group becomes the mail user's and it gets the group's search bit only
+    (0710), so the mail user can reach ``learn/`` but list or read nothing else there.
+    """
     user = pwd.getpwnam(layout.mail_user)
     group = grp.getgrgid(user.pw_gid).gr_gid
+    if layout.data_dir in layout.spool.parents:
+        layout.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chown(layout.data_dir, -1, group)
+        os.chmod(layout.data_dir, 0o710)
     layout.spool.mkdir(parents=True, exist_ok=True)
     os.chown(layout.spool, 0, group)
     os.chmod(layout.spool, 0o750)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import stat
 import threading
 import time
@@ -23,6 +24,14 @@ from ie_core import App
 log = logging.getLogger("ie.incoming")
 LABELS = {"spam": True, "ham": False}
 STALE_CLAIM_SECONDS = 3600
+DEFAULT_SUBDIR = "learn"
+
+
+def spool_dir(app: App) -> Path:
+    """``incoming.learn_spool``, else ``learn/`` in the data directory: each instance on a
+    host (a staging copy beside production) drains its own reports only."""
+    configured = app.config.get("incoming.learn_spool")
+    return Path(configured) if configured else app.config.data_dir / DEFAULT_SUBDIR
 
 
 @dataclass
@@ -36,16 +45,41 @@ def _label(name: str) -> bool | None:
     return LABELS.get(name.split(".", 1)[0])
 
 
-def _read_report(path: Path, max_bytes: int) -> bytes | None:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+class Unusable(Exception):
+    """A spool file that is not a report the drain may learn (the reason is the text)."""
+
+
+def _read_report(path: Path, max_bytes: int) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as err:
+        raise Unusable(f"cannot open ({err.strerror})") from None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
-            return None
+        if not stat.S_ISREG(info.st_mode):
+            raise Unusable("not a regular file")
+        if info.st_size > max_bytes:
+            raise Unusable(f"larger than incoming.learn_max_bytes ({max_bytes})")
         with os.fdopen(fd, "rb", closefd=False) as fh:
             return fh.read(max_bytes + 1)
+    except OSError as err:
+        raise Unusable(f"cannot read ({err.strerror})") from None
     finally:
         os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    """Remove a claimed entry, a directory the mail user made there included (its
+    symlinks are removed, never followed)."""
+    try:
+        path.unlink(missing_ok=True)
+    except IsADirectoryError:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _shown(name: str) -> str:
+    """A spool file name as it goes into a log line (the mail user chose it)."""
+    return "".join(c if c.isprintable() and c not in " =" else "?" for c in name)[:100]
 
 
 def recover_stale(spool: Path, now: float) -> None:
@@ -78,11 +112,13 @@ def drain(app: App, spool: Path, max_bytes: int, limit: int = 200) -> DrainResul
             continue  # another worker took it
         spam = _label(name)
         try:
-            raw = _read_report(claimed, max_bytes) if spam is not None else None
-        except OSError:
-            raw = None
-        if spam is None or raw is None:
-            claimed.unlink(missing_ok=True)
+            if spam is None:
+                raise Unusable("name does not start with spam. or ham.")
+            raw = _read_report(claimed, max_bytes)
+        except Unusable as why:
+            log.warning("event=learn_skipped spool=%s report=%s why=%s", spool, _shown(name),
+                        why)
+            _remove(claimed)
             result.skipped += 1
             continue
         try:
@@ -104,7 +140,7 @@ class Drainer:
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self.spool = Path(app.config.get("incoming.learn_spool"))
+        self.spool = spool_dir(app)
         self.max_bytes = app.config.get("incoming.learn_max_bytes")
         self.interval = app.config.get("incoming.learn_interval")
         self._stop = threading.Event()

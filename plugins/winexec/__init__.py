@@ -3,7 +3,9 @@
 Outgoing mail with an executable is held in the quarantine (reason ``winexec``); incoming
 mail gets ``winexec.incoming_action`` (reject by default).  Attached messages and zip,
 tar, gzip, bzip2 and xz archives are looked into, within bounds; what cannot be looked
-into is allowed or held as the run-time setting ``winexec.unopenable_archives`` says.
+into is allowed or held as the run-time setting ``winexec.unopenable_archives`` says, and
+what a scan bound stopped is held unless ``winexec.scan_limits`` allows it (a sender who
+hides an executable past the bounds must not get it out).
 See docs/winexec.md.
 """
 
@@ -46,8 +48,14 @@ ALLOW_INCOMING = RuntimeSetting(
 UNOPENABLE_ARCHIVES = RuntimeSetting(
     "winexec.unopenable_archives", str, "allow",
     "What to do with mail whose archives cannot be looked into (encrypted, rar, 7z, "
-    "corrupt, or past a scan bound): allow it, or hold it as winexec.",
+    "corrupt): allow it, or hold it as winexec.",
     choices=("allow", "hold"))
+SCAN_LIMITS = RuntimeSetting(
+    "winexec.scan_limits", str, "hold",
+    "What to do with mail that a scan bound stopped before it was looked at whole (more "
+    "parts or archive members than max_entries, nested deeper than max_depth, more than "
+    "max_total_bytes, a file over max_member_size): hold it as winexec, or allow it.",
+    choices=("hold", "allow"))
 
 
 @hookimpl
@@ -74,7 +82,7 @@ def ie_config_keys() -> Sequence[ConfigKey]:
 
 @hookimpl
 def ie_runtime_settings() -> Sequence[RuntimeSetting]:
-    return [ALLOW_OUTGOING, ALLOW_INCOMING, UNOPENABLE_ARCHIVES]
+    return [ALLOW_OUTGOING, ALLOW_INCOMING, UNOPENABLE_ARCHIVES, SCAN_LIMITS]
 
 
 @hookimpl
@@ -98,10 +106,14 @@ def check(app: App, ctx: MessageContext) -> Finding | None:
                        detail=describe(report.hits, len(report.hits)))
     if not report.uninspected:
         return None
-    detail = describe(report.uninspected, report.uninspected_count)
-    if current(app, UNOPENABLE_ARCHIVES) == "hold":
-        return Finding(stage=STAGE, reason=REASON, action=action, detail=detail)
-    return Finding(stage=STAGE, detail=detail)
+    bounded, unopenable = report.bounded, report.unopenable
+    if bounded and current(app, SCAN_LIMITS) == "hold":
+        return Finding(stage=STAGE, reason=REASON, action=action,
+                       detail="scan bound reached: " + describe(bounded, len(bounded)))
+    if unopenable and current(app, UNOPENABLE_ARCHIVES) == "hold":
+        return Finding(stage=STAGE, reason=REASON, action=action,
+                       detail=describe(unopenable, len(unopenable)))
+    return Finding(stage=STAGE, detail=describe(report.uninspected, report.uninspected_count))
 
 
 def _limits(app: App) -> Limits:

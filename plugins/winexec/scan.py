@@ -2,6 +2,9 @@
 
 :func:`scan` never raises on anything a sender can write: what it cannot read, or could
 only read past a bound, is reported as *uninspected* (the stage decides what that means).
+The two are kept apart: a place left unread because a scan bound was hit (``bound``) is
+what a sender who hides an executable past the bounds produces, while an archive that
+cannot be opened (encrypted, rar, corrupt) is ordinary mail too.
 The walk stops at the first executable found.
 """
 
@@ -28,6 +31,8 @@ class Place:
 
     where: Where
     what: str
+    bound: bool = False
+    """Left unread because a scan bound was hit (not because it cannot be opened)."""
 
     def __str__(self) -> str:
         path = " > ".join(display(w) for w in self.where) or "message"
@@ -42,6 +47,16 @@ class Report:
     entries: int = 0
     bytes_read: int = 0
 
+    @property
+    def bounded(self) -> list[Place]:
+        """The kept places that a scan bound left unread."""
+        return [p for p in self.uninspected if p.bound]
+
+    @property
+    def unopenable(self) -> list[Place]:
+        """The kept places that could not be opened or read (no bound involved)."""
+        return [p for p in self.uninspected if not p.bound]
+
 
 def scan(raw: bytes, extensions: tuple[str, ...], limits: Limits) -> Report:
     """Look for Windows executables in the message ``raw`` within ``limits``."""
@@ -49,7 +64,7 @@ def scan(raw: bytes, extensions: tuple[str, ...], limits: Limits) -> Report:
     try:
         walker.entity(raw, 0, len(raw), depth=0, where=())
     except LimitReached as limit:  # a bound of the whole scan
-        walker.skip((), limit.what)
+        walker.skip((), limit.what, bound=True)
     walker.report.entries = walker.budget.entries
     walker.report.bytes_read = walker.budget.bytes
     return walker.report
@@ -76,10 +91,15 @@ class _Walker:
     def hit(self, where: Where, what: str) -> None:
         self.report.hits.append(Place(where, what))
 
-    def skip(self, where: Where, why: str) -> None:
+    def skip(self, where: Where, why: str, bound: bool = False) -> None:
+        """``where`` was not looked into, because of ``why``; ``bound``: a scan bound.
+
+        Bound hits are always kept (the first few of each kind), so that the stage sees
+        one even after many unopenable archives."""
         self.report.uninspected_count += 1
-        if len(self.report.uninspected) < MAX_REPORTED:
-            self.report.uninspected.append(Place(where, f"not inspected, {why}"))
+        kept = [p for p in self.report.uninspected if p.bound == bound]
+        if len(kept) < MAX_REPORTED:
+            self.report.uninspected.append(Place(where, f"not inspected, {why}", bound))
 
     def check_name(self, name: str, where: Where) -> None:
         ext = risky_extension(name, self.extensions)
@@ -105,7 +125,7 @@ class _Walker:
 
     def multipart(self, ent: Entity, depth: int, where: Where) -> None:
         if depth >= self.max_depth:
-            self.skip(where, f"MIME parts nested deeper than {self.max_depth}")
+            self.skip(where, f"MIME parts nested deeper than {self.max_depth}", bound=True)
             return
         child_type = "message/rfc822" if ent.content_type == "multipart/digest" else "text/plain"
         assert ent.boundary is not None
@@ -133,14 +153,15 @@ class _Walker:
         except LimitReached as limit:
             if limit.whole_scan:
                 raise
-            self.skip(where, limit.what)
+            self.skip(where, limit.what, bound=True)
         if content.error and not self.done:
             self.skip(where, f"cannot read ({content.error})")
 
     def attached_message(self, content: Content, in_place: Entity | None, depth: int,
                          where: Where) -> None:
         if depth >= self.max_depth:
-            self.skip(where, f"attached messages nested deeper than {self.max_depth}")
+            self.skip(where, f"attached messages nested deeper than {self.max_depth}",
+                      bound=True)
             return
         if in_place is not None:
             self.entity(in_place.buf, in_place.body_start, in_place.body_end, depth + 1, where)
@@ -153,7 +174,7 @@ class _Walker:
             self.skip(where, f"{kind.value} archives cannot be opened")
             return
         if depth >= self.max_depth:
-            self.skip(where, f"archives nested deeper than {self.max_depth}")
+            self.skip(where, f"archives nested deeper than {self.max_depth}", bound=True)
             return
         data = content.whole()
         try:

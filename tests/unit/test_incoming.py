@@ -116,6 +116,7 @@ def _layout(tmp_path: Path, modules: Path | None = None) -> dovecot.Layout:
     return dovecot.Layout(config=tmp_path / "dovecot.conf", conf_d=tmp_path / "conf.d",
                           modules=modules or Path("/usr/lib/dovecot/modules"),
                           sieve_dir=tmp_path / "sieve", spool=tmp_path / "spool",
+                          data_dir=tmp_path / "data",
                           mail_user="mail", junk="Junk", trash="Trash", max_bytes=100,
                           max_queued=2)
 

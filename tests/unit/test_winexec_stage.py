@@ -106,7 +106,7 @@ def test_filter_settings_lists_and_changes_winexec_settings(make_app, db_url, tm
     shown = json.loads(result.output)
     assert {k: v for k, v in shown.items() if k.startswith("winexec.")} == {
         "winexec.allow_incoming": False, "winexec.allow_outgoing": False,
-        "winexec.unopenable_archives": "allow"}
+        "winexec.unopenable_archives": "allow", "winexec.scan_limits": "hold"}
     result = runner.invoke(ie_cli, ["--config", str(config), "filter-settings",
                                     "--winexec-allow-outgoing", "yes",
                                     "--winexec-unopenable-archives", "hold", "--json"])
