@@ -62,6 +62,9 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
               "reinjected. Empty: same as filter.reinject."),
     ConfigKey("filter", "reinject_timeout", float, 60.0, "Seconds to wait for each reinjection "
               "reply before answering 451."),
+    ConfigKey("filter", "duplicate_window", float, 86400.0, "Seconds during which a message "
+              "the MTA hands over again (same queue id, same bytes) after ie delivered or "
+              "held it is answered 250 without being sent or held again; 0 turns this off."),
     ConfigKey("filter", "reinject_idle", float, 30.0, "Seconds an idle reinjection connection "
               "is kept open for reuse."),
     ConfigKey("filter", "reinject_max_per_connection", int, 10, "Messages one reinjection "

@@ -5,9 +5,13 @@ Everything here blocks (SQL, parsing, classifiers) and runs in a worker thread.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import or_, select
 
 from ie_core import rawheaders
 from ie_core.app import App
@@ -79,6 +83,52 @@ def hold(app: App, ctx: MessageContext, verdict: Verdict) -> str:
     return held_id
 
 
+def digest(ctx: MessageContext) -> str:
+    """SHA-256 (hex) of the message as the MTA handed it over, computed once."""
+    value = ctx.data.get("digest")
+    if not isinstance(value, str):
+        value = ctx.data["digest"] = hashlib.sha256(ctx.raw).hexdigest()
+    return value
+
+
+def duplicate_reply(app: App, ctx: MessageContext) -> str | None:
+    """The reply for an MTA retry of a message ie already delivered or held, else ``None``.
+
+    After a crash between the downstream's (or the quarantine's) commit and ie's 250, the
+    MTA hands the same queue file over again: same queue id, same bytes.  Its log row
+    says what was done, so the message is neither sent nor held a second time.  Without a
+    queue id, or when the log cannot be read, nothing is suppressed (the message goes
+    through the pipeline as usual: a duplicate is better than a loss).
+    """
+    window = app.config.get("filter.duplicate_window")
+    if not ctx.queue_id or window <= 0:
+        return None
+    since = ctx.received_at - timedelta(seconds=window)
+    try:
+        with app.db.session() as s:
+            row = s.execute(
+                select(MessageLog.id, MessageLog.outcome)
+                .where(MessageLog.queue_id == ctx.queue_id,
+                       MessageLog.digest == digest(ctx),
+                       MessageLog.direction == ctx.direction.value,
+                       MessageLog.received_at >= since,
+                       or_(MessageLog.outcome == "delivered",
+                           MessageLog.outcome.like("held:%")))
+                .order_by(MessageLog.received_at.desc()).limit(1)).first()
+    except Exception as err:
+        log.warning("event=duplicate_check_failed msgid=%s error=%s", ctx.id,
+                    type(err).__name__)
+        return None
+    if row is None:
+        return None
+    earlier, outcome = row
+    log.info("event=duplicate_suppressed queue_id=%s msgid=%s earlier=%s outcome=%s",
+             ctx.queue_id, ctx.id, earlier, outcome)
+    if outcome == "delivered":
+        return f"250 2.0.0 Ok: delivered as {earlier} (duplicate not sent again)"
+    return f"250 2.0.0 Ok: held as {outcome.partition(':')[2]} (duplicate not held again)"
+
+
 def record(app: App, ctx: MessageContext, verdict: Verdict, outcome: str,
            started: float) -> None:
     """Write the message-log row and the structured log line; tell the observers.
@@ -103,7 +153,7 @@ def record(app: App, ctx: MessageContext, verdict: Verdict, outcome: str,
                 rcpt_tos=list(ctx.rcpt_tos), size=ctx.size, account=ident.account,
                 domain=ident.domain, sender_email=ident.sender_email, script=ident.script,
                 action=verdict.action.value, outcome=outcome, reasons=verdict.reasons,
-                score=verdict.score, duration_ms=ms))
+                score=verdict.score, duration_ms=ms, digest=digest(ctx)))
     except Exception as err:
         log.error("event=log_write_failed msgid=%s error=%s", ctx.id, err)
     app.hooks.action_taken(app, ctx, verdict, outcome)

@@ -19,6 +19,7 @@ class MessageLog(Base):
     __table_args__ = (
         Index("ix_message_log_account_received", "account", "received_at"),
         Index("ix_message_log_received_at", "received_at"),
+        Index("ix_message_log_queue_id", "queue_id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -37,6 +38,9 @@ class MessageLog(Base):
     reasons: Mapped[list[str]]
     score: Mapped[float] = mapped_column(Float, default=0.0)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    digest: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 of the message as received (hex): with ``queue_id``, what tells an MTA's
+    retry of a message already delivered or held from a new message."""
 
 
 class Account(Base):

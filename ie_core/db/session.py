@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -14,6 +15,12 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
+log = logging.getLogger("ie.db")
+
+
+class DatabaseGone(SQLAlchemyError):
+    """The SQLite file was deleted or replaced while this process had it open: writes
+    would go to a file nobody can read again, so every session refuses instead."""
 
 
 class Database:
@@ -21,9 +28,15 @@ class Database:
 
     def __init__(self, url: str, echo: bool = False) -> None:
         self.url = url
+        self._file: Path | None = None
+        self._file_id: tuple[int, int] | None = None
+        self._gone_logged = False
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if url.startswith("sqlite"):
-            _make_sqlite_dir(url)
+            self._file = _make_sqlite_dir(url)
+            if self._file is not None:
+                info = self._file.stat()
+                self._file_id = (info.st_dev, info.st_ino)
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
                                       "check_same_thread": False}
         else:
@@ -38,8 +51,28 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    def check_file(self) -> None:
+        """Raise :class:`DatabaseGone` when the SQLite file is no longer the one opened
+        (one ``stat``; nothing for PostgreSQL)."""
+        if self._file is None:
+            return
+        try:
+            info = self._file.stat()
+            same = (info.st_dev, info.st_ino) == self._file_id
+        except FileNotFoundError:
+            same = False
+        if same:
+            return
+        if not self._gone_logged:
+            self._gone_logged = True
+            log.error("event=database_gone path=%s: the database file was removed or "
+                      "replaced; answering 451 until ie is restarted", self._file)
+        raise DatabaseGone(f"the database file {self._file} was removed or replaced while "
+                           "ie had it open; restart ie-filterd")
+
     @contextmanager
     def session(self) -> Iterator[Session]:
+        self.check_file()
         session = self._factory()
         try:
             yield session
@@ -63,14 +96,16 @@ def describe_error(err: SQLAlchemyError) -> str:
     return f"database error: {first}"
 
 
-def _make_sqlite_dir(url: str) -> None:
+def _make_sqlite_dir(url: str) -> Path | None:
     """The database file's directory, and the file itself created owner-only (SQLite
-    gives its -wal and -shm files the same mode)."""
-    path = url.split(":///", 1)[-1]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with suppress(FileExistsError):
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    gives its -wal and -shm files the same mode); the file, or ``None`` in memory."""
+    path = url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
+    if not path or path == ":memory:":
+        return None
+    Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    return Path(path)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -314,6 +314,9 @@ class FilterHandler:
                 ctx.queue_id = queue_id(ctx)
             except Exception:
                 ctx.queue_id = None
+            duplicate = processor.duplicate_reply(self.app, ctx)
+            if duplicate is not None:
+                return duplicate
             verdict = processor.analyse(self.app, ctx)
             reply, outcome = self._act(ctx, verdict, envelope)
         except Exception as err:
