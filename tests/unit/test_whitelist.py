@@ -96,8 +96,9 @@ def test_stage_ends_the_pipeline_for_whitelisted_senders(make_app, clock):
     assert verdict.findings[0].stage == "whitelist" and verdict.findings[0].final
     assert ctx.data["whitelist"] == {"list": "sender", "entry": "example.com"}
     assert seen == []
-    authed = _ctx("anything@elsewhere.org", b"Received: from x (Authenticated sender: "
-                                            b"auth@hosted.net) by y; now\r\n\r\nb\r\n")
+    authed = _ctx("anything@elsewhere.org",
+                  b"Received: from x (x [10.0.0.1]) (Authenticated sender: auth@hosted.net)"
+                  b" by y (Postfix) with ESMTPSA id 4ABCDE1; now\r\n\r\nb\r\n")
     authed.received_at = clock.now()
     assert analyse(app, authed).action is Action.DELIVER
     other = _ctx("bob@other.org")
