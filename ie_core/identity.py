@@ -6,17 +6,25 @@ MTA itself wrote when it accepted the message (Postfix with
 ``smtpd_sasl_authenticated_header = yes`` writes "(Authenticated sender: USER)", and its
 pickup service writes "(Postfix, from userid UID)").  Received lines below it may have
 been written by anybody and are never read.
+
+Even the topmost line holds words the client chose: its HELO name, and after ``id`` the
+``for <recipient>`` clause (a quoted local part may hold spaces and parentheses).  So the
+line is parsed in Postfix's own layout, left to right, and stops at the queue id:
+``from HELO (NAME [ADDR]) (COMMENT)... by HOST (Postfix[, from userid UID]) [with PROTO]
+id QUEUEID``.  Only the comments between the client's address and ``by`` (which Postfix
+writes; a HELO name is one word) can name the authenticated sender, and only the product
+comment can name the local user.  A line in any other layout gives no identity.
 """
 
 from __future__ import annotations
 
 import pwd
 import re
+from dataclasses import dataclass
 
+from ie_core import rawheaders
 from ie_core.message import MessageContext, SenderIdentity
 
-_AUTH_SENDER = re.compile(r"\(Authenticated sender:\s*([^)\s]+)\)", re.I)
-_USERID = re.compile(r"\(Postfix, from userid (\d+)\)", re.I)
 _SCRIPT_HEADERS = ("X-PHP-Script", "X-PHP-Originating-Script")
 MAX_ADDRESS = 320
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
@@ -46,23 +54,105 @@ def domain_of(address: str | None) -> str | None:
     return address.rpartition("@")[2].rstrip(".") or None
 
 
+@dataclass(frozen=True)
+class PostfixReceived:
+    """What Postfix itself wrote in a Received line, up to the queue id."""
+
+    comments: tuple[str, ...]
+    """The comments between the client's address and ``by`` (TLS, authentication)."""
+    userid: int | None
+    """``from userid UID`` of the pickup service (local submission)."""
+    queue_id: str
+
+
+_WORD = re.compile(r"\S+")
+_PRODUCT = re.compile(r"\(Postfix(?:, from userid (\d{1,10}))?\)")
+_QUEUE_WORD = re.compile(r"[0-9A-Za-z]{5,40}")
+_AUTH_SENDER = re.compile(r"Authenticated sender: ([^()\s]+)")
+_EXIM_ID = re.compile(r"(?<!\S)id ([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4})(?![^\s;])")
+
+
+def _comment(text: str, pos: int) -> int | None:
+    """The end of the parenthesised comment starting at ``pos`` (nesting allowed), or
+    ``None`` when there is none."""
+    if pos >= len(text) or text[pos] != "(":
+        return None
+    depth = 0
+    for i in range(pos, len(text)):
+        if text[i] == "(":
+            depth += 1
+        elif text[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return None
+
+
+def parse_postfix_received(line: str) -> PostfixReceived | None:
+    """Read a (whitespace-collapsed) Received value in Postfix's layout; ``None`` if it
+    is not one."""
+    pos = 0
+    comments: list[str] = []
+    if line.startswith("from "):
+        helo = _WORD.match(line, 5)
+        if helo is None:
+            return None
+        pos = helo.end() + 1
+        client_end = _comment(line, pos)  # "(NAME [ADDR])", written by Postfix
+        if client_end is None:
+            return None
+        pos = client_end + 1
+        while (end := _comment(line, pos)) is not None:
+            comments.append(line[pos + 1:end - 1])
+            pos = end + 1
+    if not line.startswith("by ", pos):
+        return None
+    host = _WORD.match(line, pos + 3)
+    if host is None:
+        return None
+    product = _PRODUCT.match(line, host.end() + 1)
+    if product is None:
+        return None
+    pos = product.end() + 1
+    if line.startswith("with ", pos):
+        proto = _WORD.match(line, pos + 5)
+        if proto is None:
+            return None
+        pos = proto.end() + 1
+    if not line.startswith("id ", pos):
+        return None
+    qid = _QUEUE_WORD.match(line, pos + 3)
+    if qid is None or line[qid.end():qid.end() + 1] not in ("", " ", ";"):
+        return None
+    userid = int(product.group(1)) if product.group(1) else None
+    return PostfixReceived(tuple(comments), userid, qid.group(0))
+
+
+def top_received(ctx: MessageContext) -> str | None:
+    """The topmost Received value (the one our MTA wrote), unfolded and collapsed."""
+    found = rawheaders.values(ctx.raw, "Received")
+    return found[0] if found else None
+
+
 def trusted_auth(ctx: MessageContext, auth_header: str) -> tuple[str | None, str | None]:
     """(authenticated user, local Unix user) as written by our MTA."""
     if auth_header:
-        value = ctx.header(auth_header).strip()
+        values = rawheaders.values(ctx.raw, auth_header)
+        value = values[0].strip() if values else ""
         if not value:
             return None, None
         return (value.lower(), None) if "@" in value else (None, value)
-    received = ctx.head.get_all("Received") or []
-    if not received:
+    top = top_received(ctx)
+    parsed = parse_postfix_received(top) if top else None
+    if parsed is None:
         return None, None
-    top = str(received[0])
-    if m := _AUTH_SENDER.search(top):
-        user = m.group(1)
-        return (user.lower(), None) if "@" in user else (None, user)
-    if m := _USERID.search(top):
+    for comment in parsed.comments:
+        if m := _AUTH_SENDER.fullmatch(comment):
+            user = m.group(1)
+            return (user.lower(), None) if "@" in user else (None, user)
+    if parsed.userid is not None:
         try:
-            return None, pwd.getpwuid(int(m.group(1))).pw_name
+            return None, pwd.getpwuid(parsed.userid).pw_name
         except (KeyError, OverflowError, ValueError):
             return None, None
     return None, None
@@ -98,16 +188,19 @@ def identify(ctx: MessageContext, auth_header: str) -> SenderIdentity:
         script_path=script_path, auth_user=auth_user, local_user=local_user)
 
 
-_QUEUE_ID = re.compile(r";|\bid\s+([A-Za-z0-9][A-Za-z0-9.-]{4,40})")
-
-
 def queue_id(ctx: MessageContext) -> str | None:
-    """The MTA's queue id from the topmost Received line ("... id 4Xc1Yz2abc; date")."""
-    received = ctx.head.get_all("Received") or []
-    if not received:
+    """The MTA's queue id from the topmost Received line, read in Postfix's or Exim's own
+    layout (``... id 4Xc1Yz2abc; date``); ``None`` for any other line, so that an ``id``
+    in a HELO name, an envelope sender or a recipient is never taken for it."""
+    top = top_received(ctx)
+    if not top:
         return None
-    for m in _QUEUE_ID.finditer(str(received[0])):
-        if m.group(0) == ";":
-            return None
-        return m.group(1)
-    return None
+    parsed = parse_postfix_received(top)
+    if parsed is not None:
+        return parsed.queue_id
+    if "(Exim " not in top:
+        return None
+    # Exim writes the envelope sender and the recipient around its id, and both may hold
+    # "id <something in Exim's format>": a line with more than one candidate has none.
+    candidates = _EXIM_ID.findall(top)
+    return candidates[0] if len(candidates) == 1 else None

@@ -20,7 +20,10 @@ REJECT_REPLY = "550 5.7.1 Message refused by policy"
 
 
 def run_stages(ctx: MessageContext, stages: Sequence[Stage]) -> Verdict:
+    ended = False  # a final finding: only stages that run after one still run
     for stage in stages:
+        if ended and not stage.after_final:
+            continue
         try:
             finding = stage.run(ctx)
         except Exception as err:
@@ -34,8 +37,7 @@ def run_stages(ctx: MessageContext, stages: Sequence[Stage]) -> Verdict:
         if finding is None:
             continue
         ctx.findings.append(finding)
-        if finding.final:
-            break
+        ended = ended or finding.final
     return decide(ctx.findings)
 
 

@@ -140,8 +140,11 @@ class Hooks:
         self.pm.hook.ie_shutdown(app=app)
 
     def _observe(self, hook: str, **kwargs: Any) -> None:
-        """Call an observer hook, logging (not raising) what a plugin throws."""
-        try:
-            getattr(self.pm.hook, hook)(**kwargs)
-        except Exception:
-            log.exception("event=plugin_error hook=%s", hook)
+        """Call every implementation of an observer hook on its own, in pluggy's order,
+        logging (not raising) what one throws: one plugin's failure never keeps the
+        others (a send-limit correction, a notification) from seeing the message."""
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            try:
+                impl.function(**{name: kwargs[name] for name in impl.argnames})
+            except Exception:
+                log.exception("event=plugin_error hook=%s plugin=%s", hook, impl.plugin_name)

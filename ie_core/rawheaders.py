@@ -52,6 +52,22 @@ def field_name(field: bytes) -> str | None:
     return m.group(1).decode("ascii").lower() if m else None
 
 
+def values(raw: bytes, name: str) -> list[str]:
+    """Every ``name`` field's value, unfolded, in order, read from the exact header block.
+
+    Unlike the email package this never stops early at a line it finds malformed (``Foo
+    :bar``), so a header our MTA appended below such a line is still found.  Bytes
+    outside ASCII are read as Latin-1 (a value is compared, never trusted for more).
+    """
+    wanted = name.lower()
+    found = []
+    for field in _fields(split(raw)[0]):
+        if field_name(field) == wanted:
+            value = field.split(b":", 1)[1]
+            found.append(" ".join(value.decode("latin-1").split()))
+    return found
+
+
 def remove(raw: bytes, drop: Callable[[str], bool]) -> bytes:
     """Remove every header field whose lower-cased name ``drop`` accepts."""
     head, rest = split(raw)

@@ -26,6 +26,9 @@ class Stage:
     run: Callable[[MessageContext], Finding | None]
     directions: frozenset[Direction] = BOTH
     priority: int = 500
+    after_final: bool = False
+    """Run even after a finding ended the pipeline (a whitelist bypass): for accounting
+    that must see every message that may leave, such as the account's send limit."""
 
 
 def order_stages(stages: Iterable[Stage], direction: Direction,

@@ -44,6 +44,9 @@ _workers: dict[int, AutoReleaser] = {}
 
 
 def check(app: App, ctx: MessageContext) -> Finding | None:
+    bypass = ctx.data.get(WHITELIST_STAGE)
+    if isinstance(bypass, dict) and bypass.get("list") == "authuser":
+        return None  # a login the admin vouches for: counted, never held (ie_action_taken)
     keys = object_keys(ctx.identity)
     recipients = counter.distinct_recipients(ctx.rcpt_tos)
     worst = max((f.action for f in ctx.findings), key=lambda a: a.severity,
@@ -70,8 +73,11 @@ def check(app: App, ctx: MessageContext) -> Finding | None:
 
 @hookimpl
 def ie_stages(app: App) -> Sequence[Stage]:
+    # after_final: a sender-whitelist bypass skips the content checks, never the account's
+    # own limit (the sender's objects are lifted by limits.is_whitelisted)
     return [Stage(name=STAGE, run=lambda ctx: check(app, ctx),
-                  directions=frozenset({Direction.OUTGOING}), priority=900)]
+                  directions=frozenset({Direction.OUTGOING}), priority=900,
+                  after_final=True)]
 
 
 @hookimpl

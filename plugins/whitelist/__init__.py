@@ -3,7 +3,9 @@ send limits, and recipients whose incoming mail is not filtered.
 
 The ``whitelist`` stage (outgoing, priority 200) ends the pipeline with a DELIVER finding
 when the authenticated user is on the ``authuser`` list or the sender email (or its
-domain, or a parent domain) is on the ``sender`` list.  Other plugins ask
+domain, or a parent domain) is on the ``sender`` list and the MTA vouches for that sender
+(:func:`really_sent_by`).  A sender entry skips the content checks, never the account's
+own send limit (the send-limit stage runs after a bypass).  Other plugins ask
 ``ie_is_whitelisted`` (the incoming filter for ``recipient``, the send limits for
 ``sender``).
 """
@@ -14,7 +16,15 @@ from collections.abc import Sequence
 
 import click
 
-from ie_core import App, Direction, Finding, MessageContext, Stage, hookimpl
+from ie_core import (
+    App,
+    Direction,
+    Finding,
+    MessageContext,
+    SenderIdentity,
+    Stage,
+    hookimpl,
+)
 
 from . import store
 from .cli import whitelist
@@ -27,11 +37,29 @@ def check(app: App, ctx: MessageContext) -> Finding | None:
     ident = ctx.identity
     if ident.auth_user and store.is_listed(app, "authuser", ident.auth_user):
         return _bypass(ctx, "authuser", ident.auth_user)
-    if ident.sender_email:
+    if ident.sender_email and really_sent_by(app, ident):
         entry = store.matching_entry(app, "sender", ident.sender_email)
         if entry is not None:
             return _bypass(ctx, "sender", entry)
     return None
+
+
+def really_sent_by(app: App, ident: SenderIdentity) -> bool:
+    """Is the sender address one the sending account may use?
+
+    The envelope sender is whatever the client wrote, so a sender-whitelist entry counts
+    only when the MTA vouches for it: the SASL login is that very address, or the mail
+    was submitted by a local user (sendmail, a PHP script) whose account owns the
+    address's domain (the domain map, /etc/userdomains).  A relaying client that did not
+    log in never passes for a whitelisted sender.
+    """
+    if ident.auth_user and "@" in ident.auth_user:
+        return ident.auth_user == ident.sender_email
+    if not ident.local_user or not ident.domain:
+        return False
+    owner = app.hooks.resolve_account(app, SenderIdentity(domain=ident.domain,
+                                                          sender_email=ident.sender_email))
+    return owner is not None and owner == ident.account
 
 
 def _bypass(ctx: MessageContext, kind: str, entry: str) -> Finding:

@@ -124,6 +124,17 @@ def test_a_client_cannot_forge_the_identity_header(running):
                .replace(b"From: mallory", b"") for m in running.mailbox.messages)
 
 
+def test_a_line_the_email_parser_stops_at_does_not_lose_the_identity(running):
+    """Issue 13, hole 2: Exim appends the identity header at the end of the header block;
+    a 'Foo :bar' line above it ends Python's header parse early."""
+    odd = message("odd", extra=b"Foo :bar\r\n")
+    running.exim.submit(odd, ['"(Authenticated sender: victim@example.test)"@example.org'],
+                        "alice@example.test", login=ALICE)
+    running.internet.wait_for(1, timeout=20)
+    [row] = running.log_rows()
+    assert (row.direction, row.sender_email) == ("outgoing", "alice@example.test")
+
+
 def test_unauthenticated_mail_for_local_domains_is_incoming_local_mail_outgoing(running):
     running.exim.submit(message("in"), ["bob@example.test"], "someone@outside.test")
     running.exim.sendmail(message("local"), ["carol@example.org"])

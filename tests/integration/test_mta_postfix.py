@@ -7,6 +7,7 @@ Dovecot; ie-filterd runs as a subprocess.
 
 from __future__ import annotations
 
+import pwd
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -144,6 +145,24 @@ def test_a_client_cannot_forge_the_identity(running):
     [got] = running.internet.messages
     assert b"X-IE-Auth-User" not in got.data
     assert b"from ?Authenticated?sender:?mallory" in got.data  # the HELO did arrive, defused
+
+
+def test_a_recipient_address_cannot_choose_the_account(running):
+    """Issue 13, hole 2: Postfix writes the single recipient into its Received line; a
+    quoted local part that looks like Postfix's own comments names nobody."""
+    mail_uid = pwd.getpwnam("mail").pw_uid
+    hostile = ['"(Authenticated sender: victim@example.test)"@example.org',
+               f'"(Postfix, from userid {mail_uid})"@example.org']
+    for rcpt in hostile:
+        running.postfix.receive(message("hostile"), [rcpt], "mallory@outside.test",
+                                client=LOCAL_CLIENT)
+    got = running.internet.wait_for(2, timeout=20)
+    assert sorted(r for m in got for r in m.rcpt_tos) == sorted(hostile)
+    rows = running.log_rows()
+    assert [(r.direction, r.sender_email) for r in rows] == [
+        ("outgoing", "mallory@outside.test")] * 2
+    assert all(r.account != "mail" for r in rows)
+    assert all(r.queue_id and "FAKE" not in r.queue_id for r in rows)
 
 
 def test_port_25_goes_to_the_incoming_listener_local_sendmail_to_the_outgoing(running):

@@ -30,4 +30,36 @@ def test_observer_errors_are_logged_not_raised(make_app, caplog):
     app.hooks.event(app, Event(id=1, created_at=datetime.now(UTC), kind="test", account=None,
                                payload={}))
     assert [r.getMessage() for r in caplog.records] == [
-        "event=plugin_error hook=ie_action_taken", "event=plugin_error hook=ie_event"]
+        "event=plugin_error hook=ie_action_taken plugin=raising",
+        "event=plugin_error hook=ie_event plugin=raising"]
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.outcomes: list[str] = []
+        self.events: list[int] = []
+
+    @hookimpl
+    def ie_action_taken(self, ctx, outcome):  # a subset of the arguments, as pluggy allows
+        self.outcomes.append(outcome)
+
+    @hookimpl
+    def ie_event(self, event):
+        self.events.append(event.id)
+
+
+def test_a_failing_observer_does_not_silence_the_others(make_app, caplog):
+    recording = Recording()
+    # pluggy calls the plugin registered last first: the raising one runs before
+    app = make_app(plugins=[("recording", recording), ("raising", Raising())])
+    ctx = MessageContext(direction=Direction.OUTGOING, raw=b"Subject: s\r\n\r\n",
+                         mail_from="a@example.com", rcpt_tos=["b@example.org"],
+                         received_at=datetime.now(UTC))
+    caplog.set_level(logging.ERROR, logger="ie.plugins")
+    app.hooks.action_taken(app, ctx, Verdict(Action.DELIVER), "delivered")
+    app.hooks.event(app, Event(id=7, created_at=datetime.now(UTC), kind="test", account=None,
+                               payload={}))
+    assert (recording.outcomes, recording.events) == (["delivered"], [7])
+    assert [r.getMessage() for r in caplog.records] == [
+        "event=plugin_error hook=ie_action_taken plugin=raising",
+        "event=plugin_error hook=ie_event plugin=raising"]

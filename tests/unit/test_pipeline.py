@@ -63,3 +63,14 @@ def test_order_comes_from_configuration_not_registration():
 
 def test_no_findings_means_deliver():
     assert decide([]).action is Action.DELIVER
+
+
+def test_after_a_final_finding_only_stages_marked_after_final_run():
+    calls: list[str] = []
+    bypass = stage("bypass", Finding("bypass", final=True), calls=calls)
+    skipped = stage("content", Finding("content", "spam", 9, Action.QUARANTINE), calls=calls)
+    limit = Stage(name="limit", after_final=True, run=lambda c: calls.append("limit") or
+                  Finding("limit", "ratelimit", 0, Action.QUARANTINE))
+    verdict = run_stages(ctx(), [bypass, skipped, limit])
+    assert calls == ["bypass", "limit"]
+    assert (verdict.action, verdict.reasons) == (Action.QUARANTINE, ["ratelimit"])

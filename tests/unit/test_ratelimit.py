@@ -124,14 +124,25 @@ def test_tiers_override_beats_default_and_whitelist_beats_both(app):
     assert delivered(app, 2) == [True, True]
 
 
-def test_whitelisted_mail_is_shown_in_stats_but_uses_no_allowance(app):
+AUTHED_BOB = (b"Received: from x (x [10.0.0.1]) (Authenticated sender: bob@example.com)"
+              b" by y (Postfix) with ESMTPSA id 4ABCDE1; now\r\nSubject: s\r\n\r\nx\r\n")
+
+
+def test_whitelisted_login_is_shown_in_stats_but_uses_no_allowance(app):
     save_server_settings(app, {"account": 1})
-    whitelist.add(app, "sender", ["bob@example.com"])
-    assert delivered(app, 3) == [True] * 3
+    whitelist.add(app, "authuser", ["bob@example.com"])
+    assert delivered(app, 3, raw=AUTHED_BOB) == [True] * 3
     with app.db.session() as s:
         rows = s.scalars(select(SendRecord)).all()
     assert rows and all(r.outcome == "sent" and not r.counted for r in rows)
     assert delivered(app, 2, sender="carol@example.com") == [True, False]
+
+
+def test_a_whitelisted_sender_never_lifts_the_accounts_limit(app):
+    """Issue 13, hole 5: the sender's objects are lifted, the account's limit is not."""
+    save_server_settings(app, {"account": 2, "sender_email": 1})
+    whitelist.add(app, "sender", ["bob@example.com"])
+    assert delivered(app, 3, raw=AUTHED_BOB) == [True, True, False]
 
 
 class HeldForSpam:

@@ -70,6 +70,18 @@ def _ctx(mail_from: str, raw: bytes = b"Subject: x\r\n\r\nbody\r\n") -> MessageC
                           rcpt_tos=["r@example.org"], received_at=None)  # type: ignore
 
 
+def _authed(login: str) -> bytes:
+    """A message as Postfix hands it over after a SASL login as ``login``."""
+    return (b"Received: from x (x [10.0.0.1]) (Authenticated sender: " + login.encode() +
+            b") by y (Postfix) with ESMTPSA id 4ABCDE1; now\r\n\r\nb\r\n")
+
+
+def _local(uid: int) -> bytes:
+    """A message as Postfix's pickup hands it over for local user ``uid`` (sendmail)."""
+    return (b"Received: by y (Postfix, from userid " + str(uid).encode() +
+            b") id 4ABCDE2; now\r\n\r\nb\r\n")
+
+
 def test_stage_ends_the_pipeline_for_whitelisted_senders(make_app, clock):
     seen = []
 
@@ -89,15 +101,16 @@ def test_stage_ends_the_pipeline_for_whitelisted_senders(make_app, clock):
                    **{"pipeline.outgoing": ["whitelist", "spamcheck"]})
     store.add(app, "sender", ["example.com"])
     store.add(app, "authuser", ["auth@hosted.net"])
-    ctx = _ctx("bob@sub.example.com")
+    ctx = _ctx("bob@sub.example.com", _authed("bob@sub.example.com"))
     ctx.received_at = clock.now()
     verdict = analyse(app, ctx)
     assert verdict.action is Action.DELIVER
     assert verdict.findings[0].stage == "whitelist" and verdict.findings[0].final
     assert ctx.data["whitelist"] == {"list": "sender", "entry": "example.com"}
     assert seen == []
-    authed = _ctx("anything@elsewhere.org", b"Received: from x (Authenticated sender: "
-                                            b"auth@hosted.net) by y; now\r\n\r\nb\r\n")
+    authed = _ctx("anything@elsewhere.org",
+                  b"Received: from x (x [10.0.0.1]) (Authenticated sender: auth@hosted.net)"
+                  b" by y (Postfix) with ESMTPSA id 4ABCDE1; now\r\n\r\nb\r\n")
     authed.received_at = clock.now()
     assert analyse(app, authed).action is Action.DELIVER
     other = _ctx("bob@other.org")
@@ -165,3 +178,68 @@ def test_cli_bad_input_is_one_line_and_changes_nothing(cli_config, args):
     assert "Traceback" not in r.stderr and r.stderr.startswith("ie-cli: error: ")
     for kind in ("authuser", "sender", "recipient"):
         assert store.entries(app, kind) == (["kept.example.com"] if kind == "sender" else [])
+
+
+def _spam_after_whitelist(make_app, **config):
+    from ie_core import Finding, Stage, hookimpl
+
+    class Spam:
+        @hookimpl
+        def ie_stages(self, app):
+            return [Stage(name="spamcheck", priority=400, run=lambda ctx: Finding(
+                stage="spamcheck", reason="spam", action=Action.QUARANTINE))]
+    return make_app(plugins=[("spam", Spam())],
+                    **{"pipeline.outgoing": ["whitelist", "spamcheck", "ratelimit"], **config})
+
+
+def test_a_forged_envelope_sender_does_not_pass_for_a_whitelisted_one(make_app, clock):
+    """Issue 13, hole 5: MAIL FROM is the client's word."""
+    app = _spam_after_whitelist(make_app)
+    store.add(app, "sender", ["partner.example"])
+    for raw in (b"Subject: x\r\n\r\nb\r\n", _authed("mallory@evil.example")):
+        ctx = _ctx("ceo@partner.example", raw)
+        ctx.received_at = clock.now()
+        assert analyse(app, ctx).reasons == ["spam"], raw
+    ctx = _ctx("ceo@partner.example", _authed("ceo@partner.example"))
+    ctx.received_at = clock.now()
+    assert analyse(app, ctx).action is Action.DELIVER
+
+
+def test_a_local_user_passes_only_for_its_own_accounts_domains(make_app, clock):
+    import pwd
+
+    user = pwd.getpwnam("daemon")  # a Unix user that is not a system user ie skips
+    app = _spam_after_whitelist(make_app, **{"identity.userdomains_file": "/nonexistent"})
+    store.add(app, "sender", ["partner.example", "shop.example"])
+    runner = CliRunner()
+    cfg = write_config(Path(str(app.config.data_dir)).parent / "wl.toml",
+                       {"ie.data_dir": str(app.config.data_dir)})
+    assert runner.invoke(ie_cli, ["--config", str(cfg), "domains", "set", "shop.example",
+                                  user.pw_name]).exit_code == 0
+    assert runner.invoke(ie_cli, ["--config", str(cfg), "domains", "set",
+                                  "partner.example", "partner"]).exit_code == 0
+    app.settings.invalidate()
+    own = _ctx("info@shop.example", _local(user.pw_uid))
+    own.received_at = clock.now()
+    other = _ctx("ceo@partner.example", _local(user.pw_uid))
+    other.received_at = clock.now()
+    assert analyse(app, own).action is Action.DELIVER
+    assert analyse(app, other).reasons == ["spam"]
+
+
+def test_a_whitelisted_sender_still_counts_against_the_accounts_limit(make_app, clock):
+    app = _spam_after_whitelist(make_app)
+    store.add(app, "sender", ["partner.example"])
+    cfg = write_config(Path(str(app.config.data_dir)).parent / "rl.toml",
+                       {"ie.data_dir": str(app.config.data_dir)})
+    done = CliRunner().invoke(ie_cli, ["--config", str(cfg), "am", "server-settings", "set",
+                                       "--account", "2"])
+    assert done.exit_code == 0, done.output
+    actions = []
+    for _ in range(3):
+        ctx = _ctx("ceo@partner.example", _authed("ceo@partner.example"))
+        ctx.received_at = clock.now()
+        verdict = analyse(app, ctx)
+        actions.append((verdict.action, verdict.reasons))
+    assert actions == [(Action.DELIVER, []), (Action.DELIVER, []),
+                       (Action.QUARANTINE, ["ratelimit"])]
