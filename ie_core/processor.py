@@ -24,7 +24,6 @@ from ie_core.verdict import Action, Direction, Verdict
 
 log = logging.getLogger("ie.filter")
 
-OUR_PREFIX = "x-ie-"
 SCORE_HEADER = "X-IE-Filter-Score"
 ACTION_HEADER = "X-IE-Filter-Action"
 HITS_HEADER = "X-IE-Filter-Hits"
@@ -33,7 +32,7 @@ ID_HEADER = "X-IE-Filter-Id"
 
 def is_forgeable(direction: Direction, name: str) -> bool:
     """Headers that only we may write: removed from every message before ours are added."""
-    if name.startswith(OUR_PREFIX):
+    if rawheaders.is_ours(name):
         return True
     return direction is Direction.INCOMING and name.startswith("x-spam")
 

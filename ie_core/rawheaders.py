@@ -52,6 +52,16 @@ def field_name(field: bytes) -> str | None:
     return m.group(1).decode("ascii").lower() if m else None
 
 
+OUR_PREFIX = "x-ie-"
+
+
+def is_ours(name: str) -> bool:
+    """A header name only ie writes (``X-IE-*``): a copy that arrives with a message was
+    written by its sender and is removed before the message leaves (delivered or
+    released)."""
+    return name.lower().startswith(OUR_PREFIX)
+
+
 def values(raw: bytes, name: str) -> list[str]:
     """Every ``name`` field's value, unfolded, in order, read from the exact header block.
 

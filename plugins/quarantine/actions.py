@@ -44,9 +44,12 @@ class ReleaseLimit:
 
 
 def release_header(raw: bytes, actor: str, at: str, held_id: str) -> bytes:
-    """The original bytes with one header on top recording the release."""
+    """The original bytes, less any ``X-IE-*`` header the sender wrote (as normal
+    delivery removes them), with one header on top recording the release."""
     safe_actor = "".join(c for c in actor if c.isalnum() or c in "._-@")[:64] or "-"
-    return rawheaders.prepend(raw, [(RELEASE_HEADER, f"by={safe_actor} at={at} id={held_id}")])
+    clean = rawheaders.remove(raw, rawheaders.is_ours)
+    return rawheaders.prepend(clean, [(RELEASE_HEADER,
+                                       f"by={safe_actor} at={at} id={held_id}")])
 
 
 def release(app: App, reinjector: Reinjector, held_id: str, actor: str,

@@ -7,10 +7,10 @@ to the daemon, which knows from the kernel who is asking.  Either way the same
 
 from __future__ import annotations
 
-import base64
+import shutil
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
@@ -19,7 +19,7 @@ from ie_core.account_options import AccountOption
 from ie_core.commands import emit, emit_ok, fail, get_app, is_root
 
 from . import socket_api
-from .service import Caller, QuarantineService, dispatch
+from .service import Caller, QuarantineService, dispatch, open_stream
 
 
 def call(op: str, **args: Any) -> dict[str, Any]:
@@ -32,6 +32,22 @@ def call(op: str, **args: Any) -> dict[str, Any]:
         finally:
             service.close()
     return socket_api.call(app.config.get("quarantine.cli_socket"), op, args)
+
+
+def stream_raw(email_id: str, account: str | None, out: BinaryIO) -> None:
+    """Copy a held message's exact bytes to ``out`` in chunks (root reads the file, other
+    users get it streamed by the service)."""
+    args = {k: v for k, v in {"id": email_id, "account": account}.items() if v is not None}
+    app = get_app()
+    if is_root():
+        service = QuarantineService(app)
+        try:
+            with open_stream(service, Caller.root(), "emails.raw", args) as stream:
+                shutil.copyfileobj(stream, out, socket_api.CHUNK)
+        finally:
+            service.close()
+        return
+    socket_api.stream(app.config.get("quarantine.cli_socket"), "emails.raw", args, out)
 
 
 def printable(value: Any) -> str:
@@ -81,11 +97,11 @@ def emails_list(account: str | None, since: str | None, limit: str, offset: str,
 @_JSON
 def emails_show(email_id: str, account: str | None, raw: bool, as_json: bool) -> None:
     """Show one held message: metadata, headers and body (or --raw bytes)."""
-    data = call("emails.show", id=email_id, account=account, raw=raw)
     if raw:
-        sys.stdout.buffer.write(base64.b64decode(data["raw"]))
+        stream_raw(email_id, account, sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return
+    data = call("emails.show", id=email_id, account=account)
 
     def text() -> str:
         script = data["script_header"]

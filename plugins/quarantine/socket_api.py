@@ -4,11 +4,19 @@ The daemon serves it (started by ``ie_startup``).  The kernel tells us who conne
 (``SO_PEERCRED``): uid 0 is root, any other uid acts as the hosting account named like
 its Unix user.  The request is one JSON line ``{"op": ..., "args": {...}}``; the answer
 is one JSON line ``{"ok": true, "result": ...}`` or ``{"ok": false, "kind": ...,
-"error": "one line"}``.  The rules are all in :mod:`.service`.
+"error": "one line"}``.  A streaming operation (``emails.raw``) answers
+``{"ok": true, "result": {"stream": true}}`` and then the message's bytes until the
+connection closes, sent in chunks.  The rules are all in :mod:`.service`.
+
+One local user must not be able to hold or bloat the service: a request has a total
+deadline and a size cap however slowly it arrives, one uid holds at most
+:data:`MAX_PER_UID` of the :data:`MAX_CONNECTIONS` slots, a JSON request nested too deeply
+gets a one-line error, and raw messages are streamed, never read whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -20,20 +28,26 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy.exc import OperationalError
 
 from ie_core import IeError, InvalidInput, NotFound, PermissionDenied
 
-from .service import Caller, QuarantineService, dispatch
+from .service import STREAMS, Caller, QuarantineService, dispatch, open_stream
 
 log = logging.getLogger("ie.quarantine.socket")
 
-MAX_REQUEST = 1 << 20
-READ_TIMEOUT = 10.0
+MAX_REQUEST = 64 * 1024
+"""Bytes a request line may take (the largest real one, a list of ids, is a few KiB)."""
+REQUEST_DEADLINE = 10.0
+"""Seconds a client has to send its whole request line, however it trickles it."""
+SEND_TIMEOUT = 30.0
+"""Seconds one chunk of an answer may wait for a client that does not read."""
 CLIENT_TIMEOUT = 600.0
 MAX_CONNECTIONS = 16
+MAX_PER_UID = 4
+CHUNK = 64 * 1024
 _KINDS: dict[type[IeError], str] = {NotFound: "not_found", PermissionDenied: "denied",
                                     InvalidInput: "invalid"}
 
@@ -67,6 +81,8 @@ class CliSocketServer:
         self._inode: int | None = None
         self._stop = threading.Event()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._per_uid: dict[int, int] = {}
+        self._per_uid_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="ie-quarantine-cli",
                                         daemon=True)
 
@@ -128,31 +144,80 @@ class CliSocketServer:
                 conn, _ = self._sock.accept()
             except OSError:
                 continue
-            if not self._slots.acquire(blocking=False):
-                _answer(conn, {"ok": False, "kind": "error", "error": "service busy, try again"})
-                conn.close()
-                continue
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            self._admit(conn)
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _admit(self, conn: socket.socket) -> None:
+        """Serve ``conn`` in a thread of its own if its uid and the service have room;
+        otherwise answer one line and close it."""
+        uid = peer_uid(conn)
+        with self._per_uid_lock:
+            mine = self._per_uid.get(uid, 0)
+            if mine >= MAX_PER_UID:
+                busy = f"too many requests of yours at once (at most {MAX_PER_UID})"
+            elif not self._slots.acquire(blocking=False):
+                busy = "service busy, try again"
+            else:
+                busy = ""
+                self._per_uid[uid] = mine + 1
+        if busy:
+            log.warning("event=cli_socket_refused uid=%d why=%s", uid, busy)
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(1.0)
+                _answer(conn, {"ok": False, "kind": "error", "error": busy})
+            return
+        threading.Thread(target=self._serve, args=(conn, uid), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, uid: int) -> None:
         try:
             with conn:
-                conn.settimeout(READ_TIMEOUT)
-                _answer(conn, self._handle(conn))
+                self._respond(conn)
         except OSError as err:
             log.info("event=cli_socket_client_gone error=%s", err)
         finally:
+            with self._per_uid_lock:
+                self._per_uid[uid] -= 1
+                if not self._per_uid[uid]:
+                    del self._per_uid[uid]
             self._slots.release()
 
-    def _handle(self, conn: socket.socket) -> dict[str, Any]:
+    def _respond(self, conn: socket.socket) -> None:
         caller = peer_caller(conn)
+        request = _parse(conn) if caller is not None else "no user"
         if caller is None:
-            return {"ok": False, "kind": "denied", "error": "your uid has no user name"}
+            reply: dict[str, Any] = {"ok": False, "kind": "denied",
+                                     "error": "your uid has no user name"}
+        elif isinstance(request, str):
+            reply = {"ok": False, "kind": "invalid", "error": request}
+        else:
+            op, args = request
+            if op in STREAMS:
+                self._stream(conn, caller, op, args)
+                return
+            reply = self._handle(caller, op, args)
+        conn.settimeout(SEND_TIMEOUT)
+        _answer(conn, reply)
+
+    def _stream(self, conn: socket.socket, caller: Caller, op: str, args: Any) -> None:
+        """Answer a streaming operation: the header line, then the bytes in chunks."""
+        conn.settimeout(SEND_TIMEOUT)
         try:
-            request = json.loads(_read_line(conn))
-            op, args = request.get("op"), request.get("args", {})
-        except (ValueError, AttributeError):
-            return {"ok": False, "kind": "invalid", "error": "malformed request"}
+            stream = open_stream(self.service, caller, op, args)
+        except IeError as err:
+            _answer(conn, {"ok": False, "kind": _KINDS.get(type(err), "error"),
+                           "error": str(err)})
+            return
+        except Exception:
+            log.exception("event=cli_request_failed op=%s user=%s", op, caller.user)
+            _answer(conn, {"ok": False, "kind": "error",
+                           "error": "internal error (see the ie log)"})
+            return
+        log.info("event=cli_request op=%s user=%s", op, caller.user)
+        with stream:
+            _answer(conn, {"ok": True, "result": {"stream": True}})
+            while chunk := stream.read(CHUNK):
+                conn.sendall(chunk)
+
+    def _handle(self, caller: Caller, op: Any, args: Any) -> dict[str, Any]:
         try:
             result = dispatch(self.service, caller, op, args)
         except IeError as err:
@@ -177,16 +242,50 @@ def _is_live(path: Path) -> bool:
         return True
 
 
+def peer_uid(conn: socket.socket) -> int:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    uid: int = struct.unpack("3i", creds)[1]
+    return uid
+
+
+class BadRequest(Exception):
+    """The request line cannot be used (the message is the one-line answer)."""
+
+
 def _read_line(conn: socket.socket) -> bytes:
+    """The request line, within :data:`REQUEST_DEADLINE` in total and :data:`MAX_REQUEST`
+    bytes; :class:`BadRequest` otherwise."""
+    deadline = time.monotonic() + REQUEST_DEADLINE
     data = bytearray()
     while b"\n" not in data:
-        chunk = conn.recv(65536)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise BadRequest(f"request not complete within {REQUEST_DEADLINE:g} seconds")
+        conn.settimeout(left)
+        try:
+            chunk = conn.recv(65536)
+        except TimeoutError:
+            raise BadRequest(f"request not complete within {REQUEST_DEADLINE:g} seconds") \
+                from None
         if not chunk:
             break
         data += chunk
         if len(data) > MAX_REQUEST:
-            raise ValueError("request too large")
+            raise BadRequest(f"request larger than {MAX_REQUEST} bytes")
     return bytes(data.split(b"\n", 1)[0])
+
+
+def _parse(conn: socket.socket) -> tuple[Any, Any] | str:
+    """(op, args) of the request, or the one-line reason it cannot be used."""
+    try:
+        request = json.loads(_read_line(conn))
+        return request.get("op"), request.get("args", {})
+    except BadRequest as err:
+        return str(err)
+    except RecursionError:
+        return "malformed request (nested too deeply)"
+    except (ValueError, AttributeError):
+        return "malformed request"
 
 
 def _answer(conn: socket.socket, reply: dict[str, Any]) -> None:
@@ -195,6 +294,39 @@ def _answer(conn: socket.socket, reply: dict[str, Any]) -> None:
 
 # -- the client side (ie-cli as a non-root user) --------------------------------------
 _ERRORS: dict[str, type[IeError]] = {v: k for k, v in _KINDS.items()}
+
+
+def stream(path: str, op: str, args: dict[str, Any], out: BinaryIO) -> None:
+    """Ask the service at ``path`` for a streaming operation and copy the bytes to
+    ``out`` as they arrive; raise the error it answers as an IeError."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(CLIENT_TIMEOUT)
+        try:
+            sock.connect(path)
+            sock.sendall(json.dumps({"op": op, "args": args}).encode("utf-8") + b"\n")
+            reader = sock.makefile("rb")
+            head = reader.readline(MAX_REQUEST)
+            reply = _reply(path, head)
+            while chunk := reader.read1(CHUNK):
+                out.write(chunk)
+        except OSError as err:
+            raise IeError(f"cannot reach the ie service at {path}: "
+                          f"{err.strerror or err} (is ie-filterd running?)") from None
+    if not (reply.get("result") or {}).get("stream"):
+        raise IeError(f"the ie service at {path} gave no valid answer")
+
+
+def _reply(path: str, line: bytes) -> dict[str, Any]:
+    """The answer line as a dict when it says ok; the error it names raised otherwise."""
+    try:
+        reply = json.loads(line)
+    except ValueError:
+        raise IeError(f"the ie service at {path} gave no valid answer") from None
+    if not isinstance(reply, dict):
+        raise IeError(f"the ie service at {path} gave no valid answer")
+    if reply.get("ok"):
+        return reply
+    raise _ERRORS.get(str(reply.get("kind")), IeError)(str(reply.get("error", "failed")))
 
 
 def call(path: str, op: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -210,11 +342,5 @@ def call(path: str, op: str, args: dict[str, Any]) -> dict[str, Any]:
         except OSError as err:
             raise IeError(f"cannot reach the ie service at {path}: "
                           f"{err.strerror or err} (is ie-filterd running?)") from None
-    try:
-        reply = json.loads(bytes(data))
-    except ValueError:
-        raise IeError(f"the ie service at {path} gave no valid answer") from None
-    if reply.get("ok"):
-        result: dict[str, Any] = reply.get("result") or {}
-        return result
-    raise _ERRORS.get(reply.get("kind"), IeError)(str(reply.get("error", "failed")))
+    result: dict[str, Any] = _reply(path, bytes(data)).get("result") or {}
+    return result

@@ -231,6 +231,24 @@ def test_hold_list_show_raw_release_to_every_recipient(quarantine_daemon, sink):
     assert out.stderr.decode() == f"ie-cli: error: no held message with id {held}\n"
 
 
+def test_a_release_removes_the_senders_forged_ie_headers(quarantine_daemon, sink):
+    """Issue 13, 8a: a released message leaves like a delivered one, with only ie's own
+    X-IE-* header (the forged ones are kept in the held copy, exactly as received)."""
+    d, cli = quarantine_daemon
+    forged = (b"X-IE-Filter-Action: deliver\r\nX-IE-Junk: all\r\n"
+              b"X-IE-Released: by=root at=2026-01-01T00:00:00 id=forged\r\n")
+    raw = forged + message(subject="forged")
+    held = send(d.outgoing_port, raw)
+    assert cli("emails", "show", "--id", held, "--raw", real=True).stdout == raw
+    assert cli("emails", "release", "--ids", held).stdout == b"OK\n"
+    [got] = sink.wait_for(1)
+    head = got.data.split(b"\r\n\r\n", 1)[0]
+    assert [line for line in head.split(b"\r\n") if line.lower().startswith(b"x-ie-")] == [
+        head.split(b"\r\n", 1)[0]]
+    assert head.startswith(b"X-IE-Released: by=root at=") and b"id=forged" not in got.data
+    assert got.data.split(b"\r\n", 1)[1] == message(subject="forged")
+
+
 def test_eviction_with_a_50_kb_limit(quarantine_daemon, clock):
     d, cli = quarantine_daemon
     cli("accounts", "edit", "-a", "alice", "--limit", str(50 * 1024))
