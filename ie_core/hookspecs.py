@@ -93,8 +93,10 @@ def ie_message_processed(app: App, ctx: MessageContext, verdict: Verdict) -> Non
 @hookspec
 def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: str) -> None:
     """Observe what was done with a message: ``outcome`` is ``delivered``, ``held:<id>``,
-    ``rejected`` or ``tempfailed``.  Exceptions are logged and otherwise ignored: the
-    message is already safe."""
+    ``rejected``, ``tempfailed``, or the downstream's answer ``rejected_downstream`` /
+    ``tempfailed_downstream``.  Each plugin is called on its own: one that raises is
+    logged and the others still run (the message is already safe).  A retry suppressed as
+    a duplicate is not observed again."""
 
 
 @hookspec

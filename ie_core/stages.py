@@ -18,8 +18,9 @@ class Stage:
     and returns ``None`` (no opinion) or a :class:`Finding`.
 
     ``priority`` places the stage when the configuration does not list an order
-    (lower runs first): identify 100, whitelist 200, winexec 300, classify 400,
-    third-party default 500, ratelimit 900 (it must count only mail that will leave).
+    (lower runs first): blocked and incoming 150, whitelist 200, winexec 300, classify 400,
+    third-party default 500, ratelimit 900 (it must count only mail that will leave),
+    incoming-mark 950.
     """
 
     name: str
