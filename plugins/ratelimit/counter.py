@@ -159,9 +159,16 @@ def add_records(s: Session, message_id: str, object_ids: Iterable[str], at: date
 
 def record(app: App, message_id: str, object_ids: Iterable[str], outcome: str,
            recipients: int, counted: bool = True) -> None:
-    """Record without checking: mail held for other reasons, whitelisted mail."""
+    """Record without checking: mail held for other reasons, whitelisted mail.
+
+    The object rows are locked first, in id order, exactly as :func:`admit` locks them:
+    inserting a send row takes a key-share lock on its object (the foreign key), and key
+    shares taken in insertion order would cross another transaction's ``FOR UPDATE`` in
+    id order (a deadlock PostgreSQL breaks after a second, with a 451)."""
+    ids = list(object_ids)
     with app.db.session() as s:
-        add_records(s, message_id, object_ids, app.clock.now(), outcome, recipients, counted)
+        lock(s, ids)
+        add_records(s, message_id, ids, app.clock.now(), outcome, recipients, counted)
 
 
 def forget(app: App, message_id: str, outcome: str | None = None) -> None:
