@@ -97,7 +97,10 @@ def lock_and_check(s: Session, settings: ServerSettings, object_ids: Iterable[st
     """Lock the objects' rows (until ``s`` ends, see :func:`.objects.lock`) and return
     them with the objects one more message would take over their limit."""
     rows = lock(s, list(object_ids))
-    usage = window_usage(s, rows, now)
+    limited = [r.id for r in rows.values()  # an unlimited object's window is never summed
+               if effective_limit(settings, r.so_type, r.limit_override,
+                                  (r.so_type, r.name) in whitelisted)]
+    usage = window_usage(s, limited, now)
     over = over_limits(settings, [(r.id, r.so_type, r.name, r.limit_override)
                                   for r in rows.values()], whitelisted, usage, recipients)
     return rows, over

@@ -1,0 +1,94 @@
+"""Cost of the send-limit step for one sender as its hour fills up (a benchmark, not a
+test).
+
+Runs the ``ratelimit`` stage and the message log for ``--passes`` passes of
+``--messages`` messages from the same sender, in this process, on SQLite (a temporary
+file) and, with ``--pg``, on a fresh PostgreSQL database, and prints the milliseconds per
+message of each pass: with limits that apply (every object counted and checked) and with
+no limit at all (nothing is summed).  The target is a flat cost: the last pass within 10 %
+of the first.
+
+    python bench/sendwindow.py --messages 2000 --passes 3 [--pg URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from ie_core import Direction, ManualClock, MessageContext, create_app  # noqa: E402
+from ie_core.db import migrate  # noqa: E402
+from ie_core.processor import analyse, record  # noqa: E402
+from ie_plugins.ratelimit.limits import save_server_settings  # noqa: E402
+
+RAW = b"From: bob@example.com\r\nSubject: s\r\n\r\nbody\r\n"
+
+
+def run(url: str, data_dir: Path, limits: dict[str, int], passes: int, n: int) -> list[float]:
+    clock = ManualClock()
+    config = data_dir / "ie.toml"
+    config.touch()
+    app = create_app(config, clock=clock, overrides={
+        "ie.data_dir": str(data_dir), "ie.database_url": url,
+        "pipeline.outgoing": ["ratelimit"], "quarantine.cli_socket": ""})
+    migrate.upgrade(app.db)
+    save_server_settings(app, limits)
+    costs = []
+    try:
+        for _ in range(passes):
+            started = time.perf_counter()
+            for _ in range(n):
+                ctx = MessageContext(Direction.OUTGOING, RAW, "bob@example.com",
+                                     ["r@example.org"], clock.now())
+                verdict = analyse(app, ctx)
+                record(app, ctx, verdict, "delivered", time.monotonic())
+                clock.advance(seconds=0.01)
+            costs.append((time.perf_counter() - started) * 1000 / n)
+    finally:
+        app.close()
+    return costs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--pg", help="PostgreSQL admin URL (a database is made and dropped)")
+    args = parser.parse_args()
+    limited = {"account": 10**6, "domain": 10**6, "sender_email": 10**6}
+    unlimited = {"account": 0, "domain": 0, "sender_email": 0}
+    print(f"{'database':<10} {'limits':<9} " +
+          " ".join(f"{'pass ' + str(i + 1):>9}" for i in range(args.passes)) + "  ms/message")
+    backends = ["sqlite"] + (["postgresql"] if args.pg else [])
+    for backend in backends:
+        for name, limits in (("apply", limited), ("none", unlimited)):
+            with tempfile.TemporaryDirectory() as tmp:
+                if backend == "sqlite":
+                    url = f"sqlite:///{Path(tmp) / 'ie.db'}"
+                    costs = run(url, Path(tmp), limits, args.passes, args.messages)
+                else:
+                    db = f"ie_bench_{uuid.uuid4().hex[:8]}"
+                    admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
+                    with admin.connect() as c:
+                        c.execute(text(f'CREATE DATABASE "{db}"'))
+                    try:
+                        url = args.pg.rsplit("/", 1)[0] + "/" + db
+                        costs = run(url, Path(tmp), limits, args.passes, args.messages)
+                    finally:
+                        with admin.connect() as c:
+                            c.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+                        admin.dispose()
+            print(f"{backend:<10} {name:<9} " + " ".join(f"{c:9.2f}" for c in costs))
+
+
+if __name__ == "__main__":
+    main()
