@@ -10,23 +10,14 @@ from typing import Any
 
 import pytest
 
-from ie_core import Action, App, Direction, Finding, MessageContext, Stage, hookimpl
+from ie_core import App
 from ie_core.db.models import Account, DomainMap
 from ie_plugins.incoming.models import IncomingAccount
 from ie_plugins.incoming.policy import ENABLED
 from tests.fixtures.sink import Sink
+from tests.unit.test_incoming import Junker
 
 ALICE, BOB, CAROL = "alice@example.test", "bob@other.test", "carol@example.test"
-
-
-class Junker:
-    @hookimpl
-    def ie_stages(self, app: App) -> list[Stage]:
-        def check(ctx: MessageContext) -> Finding | None:
-            if b"SPAMMY" in ctx.raw:
-                return Finding("junker", reason="spam", score=9, action=Action.JUNK)
-            return None
-        return [Stage("junker", check, frozenset({Direction.INCOMING}), 400)]
 
 
 def message(to: str, body: str = "SPAMMY offer") -> bytes:

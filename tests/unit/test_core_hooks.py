@@ -10,6 +10,17 @@ from ie_core import Action, Direction, MessageContext, Verdict, hookimpl
 from ie_core.events import Event
 
 
+def a_message() -> MessageContext:
+    return MessageContext(direction=Direction.OUTGOING, raw=b"Subject: s\r\n\r\n",
+                          mail_from="a@example.com", rcpt_tos=["b@example.org"],
+                          received_at=datetime.now(UTC))
+
+
+def an_event(number: int) -> Event:
+    return Event(id=number, created_at=datetime.now(UTC), kind="test", account=None,
+                 payload={})
+
+
 class Raising:
     @hookimpl
     def ie_action_taken(self, app, ctx, verdict, outcome):
@@ -22,13 +33,10 @@ class Raising:
 
 def test_observer_errors_are_logged_not_raised(make_app, caplog):
     app = make_app(plugins=[("raising", Raising())])
-    ctx = MessageContext(direction=Direction.OUTGOING, raw=b"Subject: s\r\n\r\n",
-                         mail_from="a@example.com", rcpt_tos=["b@example.org"],
-                         received_at=datetime.now(UTC))
+    ctx = a_message()
     caplog.set_level(logging.ERROR, logger="ie.plugins")
     app.hooks.action_taken(app, ctx, Verdict(Action.DELIVER), "delivered")
-    app.hooks.event(app, Event(id=1, created_at=datetime.now(UTC), kind="test", account=None,
-                               payload={}))
+    app.hooks.event(app, an_event(1))
     assert [r.getMessage() for r in caplog.records] == [
         "event=plugin_error hook=ie_action_taken plugin=raising",
         "event=plugin_error hook=ie_event plugin=raising"]
@@ -52,13 +60,10 @@ def test_a_failing_observer_does_not_silence_the_others(make_app, caplog):
     recording = Recording()
     # pluggy calls the plugin registered last first: the raising one runs before
     app = make_app(plugins=[("recording", recording), ("raising", Raising())])
-    ctx = MessageContext(direction=Direction.OUTGOING, raw=b"Subject: s\r\n\r\n",
-                         mail_from="a@example.com", rcpt_tos=["b@example.org"],
-                         received_at=datetime.now(UTC))
+    ctx = a_message()
     caplog.set_level(logging.ERROR, logger="ie.plugins")
     app.hooks.action_taken(app, ctx, Verdict(Action.DELIVER), "delivered")
-    app.hooks.event(app, Event(id=7, created_at=datetime.now(UTC), kind="test", account=None,
-                               payload={}))
+    app.hooks.event(app, an_event(7))
     assert (recording.outcomes, recording.events) == (["delivered"], [7])
     assert [r.getMessage() for r in caplog.records] == [
         "event=plugin_error hook=ie_action_taken plugin=raising",
