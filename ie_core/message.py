@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import email
 import email.header
 import email.parser
 import email.policy
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,6 +73,12 @@ class MessageContext:
     dry_run: bool = False  # ie-cli check: nothing may be counted, held or learned
     groups: list[DeliveryGroup] = field(default_factory=list)
     """How the recipients are split into copies (empty: one copy for all of them)."""
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 (hex) of the message as the MTA handed it over (worked out at first
+        use, before any stage changes :attr:`raw`)."""
+        return hashlib.sha256(self.raw).hexdigest()
 
     @cached_property
     def head(self) -> Message:

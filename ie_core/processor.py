@@ -5,7 +5,6 @@ Everything here blocks (SQL, parsing, classifiers) and runs in a worker thread.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -28,6 +27,9 @@ SCORE_HEADER = "X-IE-Filter-Score"
 ACTION_HEADER = "X-IE-Filter-Action"
 HITS_HEADER = "X-IE-Filter-Hits"
 ID_HEADER = "X-IE-Filter-Id"
+MAX_EARLIER = 20
+"""Earlier log rows of one queue file looked at for a retry (one per transaction the MTA
+split it into)."""
 
 
 def is_forgeable(direction: Direction, name: str) -> bool:
@@ -82,45 +84,44 @@ def hold(app: App, ctx: MessageContext, verdict: Verdict) -> str:
     return held_id
 
 
-def digest(ctx: MessageContext) -> str:
-    """SHA-256 (hex) of the message as the MTA handed it over, computed once."""
-    value = ctx.data.get("digest")
-    if not isinstance(value, str):
-        value = ctx.data["digest"] = hashlib.sha256(ctx.raw).hexdigest()
-    return value
-
-
 def duplicate_reply(app: App, ctx: MessageContext) -> str | None:
     """The reply for an MTA retry of a message ie already delivered or held, else ``None``.
 
     After a crash between the downstream's (or the quarantine's) commit and ie's 250, the
-    MTA hands the same queue file over again: same queue id, same bytes.  Its log row
-    says what was done, so the message is neither sent nor held a second time.  Without a
-    queue id, or when the log cannot be read, nothing is suppressed (the message goes
-    through the pipeline as usual: a duplicate is better than a loss).
+    MTA hands the same queue file over again: same queue id, same bytes, same sender, and
+    recipients that row already had.  Its log row says what was done, so the message is
+    neither sent nor held a second time.  The recipients matter: an MTA splits a message
+    with many recipients into several transactions of the same queue file, and each must
+    be delivered.  Without a queue id, or when the log cannot be read, nothing is
+    suppressed (the message goes through the pipeline as usual: a duplicate is better
+    than a loss).  The lookup only reads (no SQLite write lock).
     """
     window = app.config.get("filter.duplicate_window")
     if not ctx.queue_id or window <= 0:
         return None
     since = ctx.received_at - timedelta(seconds=window)
     try:
-        with app.db.session() as s:
-            row = s.execute(
-                select(MessageLog.id, MessageLog.outcome)
+        with app.db.reading() as s:
+            rows = s.execute(
+                select(MessageLog.id, MessageLog.outcome, MessageLog.mail_from,
+                       MessageLog.rcpt_tos)
                 .where(MessageLog.queue_id == ctx.queue_id,
-                       MessageLog.digest == digest(ctx),
+                       MessageLog.digest == ctx.digest,
                        MessageLog.direction == ctx.direction.value,
                        MessageLog.received_at >= since,
                        or_(MessageLog.outcome == "delivered",
                            MessageLog.outcome.like("held:%")))
-                .order_by(MessageLog.received_at.desc()).limit(1)).first()
+                .order_by(MessageLog.received_at.desc()).limit(MAX_EARLIER)).all()
     except Exception as err:
         log.warning("event=duplicate_check_failed msgid=%s error=%s", ctx.id,
                     type(err).__name__)
         return None
-    if row is None:
+    wanted = set(ctx.rcpt_tos)
+    match = next((r for r in rows if r.mail_from == ctx.mail_from[:320]
+                  and wanted <= set(r.rcpt_tos)), None)
+    if match is None:
         return None
-    earlier, outcome = row
+    earlier, outcome = match.id, match.outcome
     log.info("event=duplicate_suppressed queue_id=%s msgid=%s earlier=%s outcome=%s",
              ctx.queue_id, ctx.id, earlier, outcome)
     if outcome == "delivered":
@@ -152,7 +153,7 @@ def record(app: App, ctx: MessageContext, verdict: Verdict, outcome: str,
                 rcpt_tos=list(ctx.rcpt_tos), size=ctx.size, account=ident.account,
                 domain=ident.domain, sender_email=ident.sender_email, script=ident.script,
                 action=verdict.action.value, outcome=outcome, reasons=verdict.reasons,
-                score=verdict.score, duration_ms=ms, digest=digest(ctx)))
+                score=verdict.score, duration_ms=ms, digest=ctx.digest))
     except Exception as err:
         log.error("event=log_write_failed msgid=%s error=%s", ctx.id, err)
     app.hooks.action_taken(app, ctx, verdict, outcome)

@@ -71,7 +71,7 @@ def values(raw: bytes, name: str) -> list[str]:
     """
     wanted = name.lower()
     found = []
-    for field in _fields(split(raw)[0]):
+    for field in _fields(raw[:header_end(raw)]):
         if field_name(field) == wanted:
             value = field.split(b":", 1)[1]
             found.append(" ".join(value.decode("latin-1").split()))

@@ -46,6 +46,8 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        self._reader = sessionmaker(self.engine.execution_options(ie_read_only=True),
+                                    expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -81,6 +83,18 @@ class Database:
             session.rollback()
             raise
         finally:
+            session.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session that only reads: on SQLite it does not take the write lock, so a
+        lookup on the per-message path never queues behind (or blocks) the writers."""
+        self.check_file()
+        session = self._reader()
+        try:
+            yield session
+        finally:
+            session.rollback()
             session.close()
 
     def dispose(self) -> None:
@@ -122,8 +136,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_begin_immediate(conn: Any) -> None:
     # Take the write lock at BEGIN: read-then-write transactions (counters, releases)
-    # then serialise instead of failing with "database is locked" on upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # then serialise instead of failing with "database is locked" on upgrade.  A
+    # read-only session (Database.reading) begins a plain, deferred transaction.
+    read_only = conn.get_execution_options().get("ie_read_only")
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def ensure_private(path: Path) -> None:

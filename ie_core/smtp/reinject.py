@@ -166,7 +166,7 @@ class Downstream:
                 if at_line_start and piece.startswith(b"."):
                     stuffed = b"." + stuffed
                 at_line_start = piece.endswith(b"\n")
-                tail = (tail + piece)[-2:]
+                tail = (tail + piece[-2:])[-2:]
                 self._call(lambda s=stuffed: self._smtp.send(s))
         if tail != b"\r\n":
             self._call(lambda: self._smtp.send(b"\r\n"))

@@ -5,8 +5,8 @@ The daemon serves it (started by ``ie_startup``).  The kernel tells us who conne
 its Unix user.  The request is one JSON line ``{"op": ..., "args": {...}}``; the answer
 is one JSON line ``{"ok": true, "result": ...}`` or ``{"ok": false, "kind": ...,
 "error": "one line"}``.  A streaming operation (``emails.raw``) answers
-``{"ok": true, "result": {"stream": true}}`` and then the message's bytes until the
-connection closes, sent in chunks.  The rules are all in :mod:`.service`.
+``{"ok": true, "result": {"size": N}}`` and then the N bytes of the message, sent in
+chunks (the client checks that all N arrived).  The rules are all in :mod:`.service`.
 
 One local user must not be able to hold or bloat the service: a request has a total
 deadline and a size cap however slowly it arrives, one uid holds at most
@@ -213,7 +213,8 @@ class CliSocketServer:
             return
         log.info("event=cli_request op=%s user=%s", op, caller.user)
         with stream:
-            _answer(conn, {"ok": True, "result": {"stream": True}})
+            size = os.fstat(stream.fileno()).st_size
+            _answer(conn, {"ok": True, "result": {"size": size}})
             while chunk := stream.read(CHUNK):
                 conn.sendall(chunk)
 
@@ -298,22 +299,27 @@ _ERRORS: dict[str, type[IeError]] = {v: k for k, v in _KINDS.items()}
 
 def stream(path: str, op: str, args: dict[str, Any], out: BinaryIO) -> None:
     """Ask the service at ``path`` for a streaming operation and copy the bytes to
-    ``out`` as they arrive; raise the error it answers as an IeError."""
+    ``out`` as they arrive; raise the error it answers as an IeError, and an IeError when
+    the stream ends before the size it announced."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(CLIENT_TIMEOUT)
         try:
             sock.connect(path)
             sock.sendall(json.dumps({"op": op, "args": args}).encode("utf-8") + b"\n")
             reader = sock.makefile("rb")
-            head = reader.readline(MAX_REQUEST)
-            reply = _reply(path, head)
-            while chunk := reader.read1(CHUNK):
+            size = (_reply(path, reader.readline(MAX_REQUEST)).get("result") or {}).get("size")
+            if not isinstance(size, int) or size < 0:
+                raise IeError(f"the ie service at {path} gave no valid answer")
+            received = 0
+            while received < size and (chunk := reader.read1(min(CHUNK, size - received))):
                 out.write(chunk)
+                received += len(chunk)
         except OSError as err:
             raise IeError(f"cannot reach the ie service at {path}: "
                           f"{err.strerror or err} (is ie-filterd running?)") from None
-    if not (reply.get("result") or {}).get("stream"):
-        raise IeError(f"the ie service at {path} gave no valid answer")
+    if received < size:
+        raise IeError(f"the ie service at {path} sent {received} of {size} bytes; "
+                      "the output is incomplete")
 
 
 def _reply(path: str, line: bytes) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import sqlite3
 import time
 
 from sqlalchemy import func, select
@@ -54,6 +55,54 @@ def test_other_bytes_or_no_queue_id_go_through_again(run_daemon, sink, db_url):
     assert "delivered as " in send(d.outgoing_port, plain)[1]
     assert "delivered as " in send(d.outgoing_port, plain)[1]
     assert len(sink.wait_for(4)) == 4
+
+
+def test_the_same_queue_file_for_other_recipients_is_delivered(run_daemon, sink, db_url):
+    """An MTA splits a message with many recipients into several transactions of one
+    queue file (same queue id, same bytes): each is delivered, only a retry of a
+    transaction whose recipients were all delivered is suppressed."""
+    d = run_daemon(db_url=db_url)
+
+    def send_to(*rcpts: str) -> str:
+        with smtplib.SMTP("127.0.0.1", d.outgoing_port, timeout=30) as s:
+            s.ehlo()
+            s.mail("alice@example.com")
+            for rcpt in rcpts:
+                s.rcpt(rcpt)
+            return s.data(MSG)[1].decode()
+
+    assert "delivered as " in send_to("a@example.org", "b@example.org")
+    second = send_to("c@example.org")
+    assert "duplicate" not in second and "delivered as " in second
+    assert "duplicate not sent again" in send_to("b@example.org")
+    assert [m.rcpt_tos for m in sink.wait_for(2)] == [["a@example.org", "b@example.org"],
+                                                      ["c@example.org"]]
+
+
+def test_the_lookup_does_not_wait_for_the_sqlite_write_lock(make_app, tmp_path):
+    from datetime import UTC, datetime
+
+    from ie_core import Direction, MessageContext
+    from ie_core.processor import duplicate_reply
+
+    app = make_app()
+    ctx = MessageContext(Direction.OUTGOING, MSG, "alice@example.com", ["bob@example.org"],
+                         datetime.now(UTC))
+    ctx.queue_id = "4QxYz1AbCdE"
+    with app.db.session() as s:
+        s.add(MessageLog(id="earlier", queue_id=ctx.queue_id, direction="outgoing",
+                         received_at=ctx.received_at, mail_from=ctx.mail_from,
+                         rcpt_tos=ctx.rcpt_tos, size=len(MSG), account="root",
+                         action="deliver", outcome="delivered", reasons=[],
+                         digest=ctx.digest))
+    writer = sqlite3.connect(tmp_path / "data" / "ie.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another transaction holds the write lock
+    try:
+        assert duplicate_reply(app, ctx) == (
+            "250 2.0.0 Ok: delivered as earlier (duplicate not sent again)")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 def test_a_retry_of_a_held_message_is_not_held_twice(run_daemon, sink, db_url):

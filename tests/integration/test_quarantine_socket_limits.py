@@ -149,3 +149,27 @@ def test_a_large_held_message_is_streamed_not_read_whole(served):
     assert peak < 4 * 2**20, f"peak {peak} bytes while streaming {len(raw)}"
     stored = Path(d.app.config.data_dir) / "quarantine" / held
     assert stored.read_bytes() == raw
+
+
+def test_a_stream_cut_short_is_an_error_not_a_short_file(tmp_path):
+    """A service that dies mid-message (fault injection: a fake that announces 100 bytes
+    and sends 40) must not leave the user with a silently truncated message."""
+    from ie_core import IeError
+
+    path = str(tmp_path / "fake.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.makefile("rb").readline()
+            conn.sendall(b'{"ok": true, "result": {"size": 100}}\n' + b"x" * 40)
+
+    threading.Thread(target=serve, daemon=True).start()
+    out = Counting()
+    with pytest.raises(IeError, match="sent 40 of 100 bytes"):
+        socket_api.stream(path, "emails.raw", {"id": "x"}, out)  # type: ignore[arg-type]
+    server.close()
+    assert out.size == 40
