@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from ie_core import Direction, ManualClock, MessageContext, create_app  # noqa: E402
+from ie_core import Direction, ManualClock, MessageContext, Outcome, Result, create_app  # noqa: E402
 from ie_core.db import migrate  # noqa: E402
 from ie_core.processor import analyse, record  # noqa: E402
 from ie_plugins.ratelimit.limits import save_server_settings  # noqa: E402
@@ -50,7 +50,7 @@ def run(url: str, data_dir: Path, limits: dict[str, int], passes: int, n: int) -
                 ctx = MessageContext(Direction.OUTGOING, RAW, "bob@example.com",
                                      ["r@example.org"], clock.now())
                 verdict = analyse(app, ctx)
-                record(app, ctx, verdict, "delivered", time.monotonic())
+                record(app, ctx, verdict, Outcome(Result.DELIVERED), time.monotonic())
                 clock.advance(seconds=0.01)
             costs.append((time.perf_counter() - started) * 1000 / n)
     finally:

@@ -26,9 +26,9 @@ from ie_core.errors import (
                             SchemaBehindError,
 )
 from ie_core.message import MessageContext, SenderIdentity
-from ie_core.stages import Stage
+from ie_core.stages import Phase, Stage
 from ie_core.status import StatusItem
-from ie_core.verdict import Action, Direction, Finding, Verdict
+from ie_core.verdict import Action, Bypass, Direction, Finding, Outcome, Result, Verdict
 
 __version__ = "0.1.0"
 
@@ -44,8 +44,9 @@ PUBLIC_MODULES = frozenset({
 })
 
 __all__ = [
-    "Action", "App", "Clock", "ConfigError", "ConfigKey", "Direction", "Finding", "IeError",
-    "InvalidInput", "ManualClock", "MessageContext", "NotFound", "PermissionDenied",
-    "SchemaBehindError", "SenderIdentity", "Stage", "StatusItem", "SystemClock", "Verdict",
+    "Action", "App", "Bypass", "Clock", "ConfigError", "ConfigKey", "Direction", "Finding",
+    "IeError", "InvalidInput", "ManualClock", "MessageContext", "NotFound", "Outcome",
+    "PermissionDenied", "Phase", "Result", "SchemaBehindError", "SenderIdentity", "Stage",
+    "StatusItem", "SystemClock", "Verdict",
     "PUBLIC_MODULES", "__version__", "create_app", "hookimpl",
 ]

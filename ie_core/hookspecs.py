@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ie_core.runtime import RuntimeSetting
     from ie_core.stages import Stage
     from ie_core.status import StatusItem
-    from ie_core.verdict import Verdict
+    from ie_core.verdict import Outcome, Verdict
 
 PROJECT = "ie"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -45,8 +45,12 @@ def ie_config_keys() -> Sequence[ConfigKey]:
 def ie_stages(app: App) -> Sequence[Stage]:
     """Register pipeline stages.  Return a sequence of :class:`ie_core.Stage`.
 
-    Stage names are unique across plugins; the order they run in comes from the
-    configuration (``pipeline.outgoing`` / ``pipeline.incoming``) or their priority.
+    Each stage declares its :class:`ie_core.Phase`: checks look at the message, decisions
+    see the checks' verdict (``ctx.verdict``) and may add a finding, decorations change
+    the copy that leaves (``ctx.add_header``...) once the verdict is final.  Stage names
+    are unique across plugins; within a phase the order comes from the configuration
+    (``pipeline.outgoing`` / ``pipeline.incoming``, which may not put a stage before one
+    of an earlier phase) or the priority.
     """
 
 
@@ -91,10 +95,11 @@ def ie_message_processed(app: App, ctx: MessageContext, verdict: Verdict) -> Non
 
 
 @hookspec
-def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: str) -> None:
-    """Observe what was done with a message: ``outcome`` is ``delivered``, ``held:<id>``,
-    ``rejected``, ``tempfailed``, or the downstream's answer ``rejected_downstream`` /
-    ``tempfailed_downstream``.  Each plugin is called on its own: one that raises is
+def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: Outcome) -> None:
+    """Observe what was done with a message: ``outcome.result`` is a
+    :class:`ie_core.Result` (``DELIVERED``, ``HELD`` with ``outcome.held_id``,
+    ``REJECTED``, ``TEMPFAILED``, or the downstream's answer ``REJECTED_DOWNSTREAM`` /
+    ``TEMPFAILED_DOWNSTREAM``).  Each plugin is called on its own: one that raises is
     logged and the others still run (the message is already safe).  A retry suppressed as
     a duplicate is not observed again."""
 

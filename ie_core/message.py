@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from ie_core import rawheaders
-from ie_core.verdict import Direction, Finding
+from ie_core.verdict import Direction, Finding, Verdict
 
 
 @dataclass
@@ -50,13 +50,33 @@ class DeliveryGroup:
 
 
 @dataclass
+class HeaderChanges:
+    """The header edits stages asked for, applied only to the copy that leaves
+    (:attr:`MessageContext.raw` is never rewritten): fields removed by name, text put in
+    front of a field's value, fields added on top."""
+
+    added: list[tuple[str, str]] = field(default_factory=list)
+    removed: set[str] = field(default_factory=set)  # lower-cased names
+    prefixed: list[tuple[str, str]] = field(default_factory=list)
+
+    def apply(self, raw: bytes) -> bytes:
+        if self.removed:
+            raw = rawheaders.remove(raw, lambda name: name in self.removed)
+        for name, text in self.prefixed:
+            raw = rawheaders.prefix_value(raw, name, text)
+        return rawheaders.prepend(raw, self.added) if self.added else raw
+
+
+@dataclass
 class MessageContext:
     """Everything a stage may look at for one message.
 
     ``raw`` is exactly what the MTA sent us and is never re-serialised.  :attr:`head`
     (the headers) and :attr:`message` (the whole MIME tree) are each parsed once, on
     first use, with the lenient compat32 policy so hostile headers never raise.  ``data``
-    is scratch space where stages leave results for later stages, keyed by stage name.
+    is scratch space where a plugin keeps its own per-message state, keyed by its stage
+    name.  Header changes go through :meth:`add_header`, :meth:`remove_header` and
+    :meth:`prefix_header`.
     """
 
     direction: Direction
@@ -66,6 +86,10 @@ class MessageContext:
     received_at: datetime
     queue_id: str | None = None
     peer: str | None = None
+    mail_options: list[str] = field(default_factory=list)
+    """The MAIL parameters passed on downstream (``SMTPUTF8``, ``BODY=``)."""
+    rcpt_params: dict[str, list[str]] = field(default_factory=dict)
+    """Each recipient's RCPT parameters, passed on downstream."""
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     identity: SenderIdentity = field(default_factory=SenderIdentity)
     findings: list[Finding] = field(default_factory=list)
@@ -73,6 +97,31 @@ class MessageContext:
     dry_run: bool = False  # ie-cli check: nothing may be counted, held or learned
     groups: list[DeliveryGroup] = field(default_factory=list)
     """How the recipients are split into copies (empty: one copy for all of them)."""
+    header_changes: HeaderChanges = field(default_factory=HeaderChanges)
+    decided: Verdict | None = None
+    """Set by the pipeline once the checks are done: see :attr:`verdict`."""
+
+    @property
+    def verdict(self) -> Verdict:
+        """The verdict so far, for the decide and decorate phases: the checks' verdict
+        while deciding (with each decision's finding added), the final one while
+        decorating.  Raises during the check phase (there is none yet)."""
+        if self.decided is None:
+            raise RuntimeError("the verdict is not known before the checks are done")
+        return self.decided
+
+    def add_header(self, name: str, value: str) -> None:
+        """Add a field on top of the copy that leaves (control characters are blanked)."""
+        self.header_changes.added.append((name, value))
+
+    def remove_header(self, name: str) -> None:
+        """Remove every field named ``name`` the message arrived with from the copy that
+        leaves (fields added with :meth:`add_header` stay)."""
+        self.header_changes.removed.add(name.lower())
+
+    def prefix_header(self, name: str, text: str) -> None:
+        """Put ``text`` in front of the first ``name`` field's value (a subject tag)."""
+        self.header_changes.prefixed.append((name, text))
 
     @cached_property
     def digest(self) -> str:

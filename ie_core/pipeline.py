@@ -1,4 +1,5 @@
-"""Walking the stages for one message, and the policy step that picks the action.
+"""Walking a message through the phases (check, decide, decorate) and the policy step
+that turns findings into a verdict.
 
 A stage that raises is logged with its name and the message becomes a tempfail: an
 exception never turns into an accepted-and-dropped message.
@@ -9,41 +10,56 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from ie_core import replies
 from ie_core.message import MessageContext
-from ie_core.stages import Stage
+from ie_core.stages import Phase, Stage
 from ie_core.verdict import Action, Finding, Verdict
 
 log = logging.getLogger("ie.pipeline")
 
-TEMPFAIL_REPLY = "451 4.3.0 Temporary filter failure, try again later"
-REJECT_REPLY = "550 5.7.1 Message refused by policy"
-
 
 def run_stages(ctx: MessageContext, stages: Sequence[Stage]) -> Verdict:
-    ended = False  # a final finding: only stages that run after one still run
+    """Run ``stages`` (already in phase order, see :func:`ie_core.stages.order_stages`)
+    and return the final verdict, also left in ``ctx.decided``."""
+    checks_ended = False
     for stage in stages:
-        if ended and not stage.after_final:
+        if stage.phase is Phase.CHECK and checks_ended:
             continue
+        if stage.phase is not Phase.CHECK and ctx.decided is None:
+            ctx.decided = decide(ctx.findings)
         try:
             finding = stage.run(ctx)
         except Exception as err:
             log.exception("event=stage_error stage=%s msgid=%s error=%s",
                           stage.name, ctx.id, type(err).__name__)
-            failure = Finding(stage=stage.name, reason=None, action=Action.TEMPFAIL,
-                              detail=f"stage {stage.name} failed: {type(err).__name__}")
-            ctx.findings.append(failure)
-            return Verdict(Action.TEMPFAIL, list(ctx.findings), smtp_reply=TEMPFAIL_REPLY,
-                           error=failure.detail)
+            return _failed(ctx, stage, type(err).__name__)
         if finding is None:
             continue
+        if stage.phase is Phase.DECORATE:
+            log.error("event=stage_error stage=%s msgid=%s error=finding_while_decorating",
+                      stage.name, ctx.id)
+            return _failed(ctx, stage, "a finding in the decorate phase")
         ctx.findings.append(finding)
-        ended = ended or finding.final
-    return decide(ctx.findings)
+        checks_ended = checks_ended or finding.ends_checks
+        if stage.phase is Phase.DECIDE:
+            ctx.decided = decide(ctx.findings)
+    ctx.decided = decide(ctx.findings)
+    return ctx.decided
+
+
+def _failed(ctx: MessageContext, stage: Stage, what: str) -> Verdict:
+    failure = Finding(stage=stage.name, reason=None, action=Action.TEMPFAIL,
+                      detail=f"stage {stage.name} failed: {what}")
+    ctx.findings.append(failure)
+    ctx.decided = Verdict(Action.TEMPFAIL, list(ctx.findings), smtp_reply=str(replies.TEMPFAIL),
+                          error=failure.detail)
+    return ctx.decided
 
 
 def decide(findings: Sequence[Finding]) -> Verdict:
     """The most severe action any finding asks for; the score is the findings' sum."""
     action = max((f.action for f in findings), key=lambda a: a.severity, default=Action.DELIVER)
     score = round(sum(f.score for f in findings), 3)
-    reply = {Action.TEMPFAIL: TEMPFAIL_REPLY, Action.REJECT: REJECT_REPLY}.get(action)
-    return Verdict(action, list(findings), score=score, smtp_reply=reply)
+    reply = {Action.TEMPFAIL: replies.TEMPFAIL, Action.REJECT: replies.REJECT}.get(action)
+    return Verdict(action, list(findings), score=score,
+                   smtp_reply=None if reply is None else str(reply))

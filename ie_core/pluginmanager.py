@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ie_core.runtime import RuntimeSetting
     from ie_core.stages import Stage
     from ie_core.status import StatusItem
-    from ie_core.verdict import Verdict
+    from ie_core.verdict import Outcome, Verdict
 
 log = logging.getLogger("ie.plugins")
 ENTRY_POINT_GROUP = "ie"
@@ -83,7 +83,7 @@ class Hooks:
         self.pm.hook.ie_message_processed(app=app, ctx=ctx, verdict=verdict)
 
     def action_taken(self, app: App, ctx: MessageContext, verdict: Verdict,
-                     outcome: str) -> None:
+                     outcome: Outcome) -> None:
         """Tell the observers what was done; a plugin that raises is logged, not raised
         (the message is already safe)."""
         self._observe("ie_action_taken", app=app, ctx=ctx, verdict=verdict, outcome=outcome)

@@ -1,4 +1,6 @@
-"""What happens to one message between DATA and the reply, minus the SMTP plumbing.
+"""The filter's steps for one message: analyse it, the copy that leaves, hold it, find
+an MTA retry of a message already done, log what was done.  :mod:`ie_core.carry_out`
+puts them together.
 
 Everything here blocks (SQL, parsing, classifiers) and runs in a worker thread.
 """
@@ -12,14 +14,15 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select
 
-from ie_core import rawheaders
+from ie_core import rawheaders, replies
 from ie_core.app import App
 from ie_core.db.models import MessageLog
 from ie_core.identity import identify
 from ie_core.message import MessageContext
-from ie_core.pipeline import TEMPFAIL_REPLY, run_stages
+from ie_core.pipeline import run_stages
+from ie_core.replies import Reply
 from ie_core.stages import Stage
-from ie_core.verdict import Action, Direction, Verdict
+from ie_core.verdict import Action, Direction, Outcome, Result, Verdict
 
 log = logging.getLogger("ie.filter")
 
@@ -49,7 +52,7 @@ def analyse(app: App, ctx: MessageContext, stages: Sequence[Stage] | None = None
             stages = app.stages(ctx.direction)
     except Exception as err:
         log.exception("event=identify_error msgid=%s error=%s", ctx.id, type(err).__name__)
-        return Verdict(Action.TEMPFAIL, smtp_reply=TEMPFAIL_REPLY,
+        return Verdict(Action.TEMPFAIL, smtp_reply=str(replies.TEMPFAIL),
                        error=f"identify failed: {type(err).__name__}")
     verdict = run_stages(ctx, stages)
     if verdict.action is not Action.TEMPFAIL and not ctx.dry_run:
@@ -57,14 +60,16 @@ def analyse(app: App, ctx: MessageContext, stages: Sequence[Stage] | None = None
             app.hooks.message_processed(app, ctx, verdict)
         except Exception as err:
             log.exception("event=observer_error msgid=%s error=%s", ctx.id, type(err).__name__)
-            return Verdict(Action.TEMPFAIL, verdict.findings, verdict.score, TEMPFAIL_REPLY,
+            return Verdict(Action.TEMPFAIL, verdict.findings, verdict.score, str(replies.TEMPFAIL),
                            error=f"ie_message_processed failed: {type(err).__name__}")
     return verdict
 
 
 def delivery_bytes(ctx: MessageContext, verdict: Verdict) -> bytes:
-    """The message as it leaves: forged copies of our headers removed, ours on top."""
-    clean = rawheaders.remove(ctx.raw, lambda n: is_forgeable(ctx.direction, n))
+    """The message as it leaves: forged copies of our headers removed, the stages'
+    header changes made, ours on top."""
+    clean = ctx.header_changes.apply(
+        rawheaders.remove(ctx.raw, lambda n: is_forgeable(ctx.direction, n)))
     headers = [
         (ID_HEADER, ctx.id),
         (SCORE_HEADER, f"{verdict.score:.2f}"),
@@ -72,7 +77,6 @@ def delivery_bytes(ctx: MessageContext, verdict: Verdict) -> bytes:
     ]
     if verdict.hits:
         headers.append((HITS_HEADER, ", ".join(verdict.hits)))
-    headers.extend(ctx.data.get("extra_headers", []))
     return rawheaders.prepend(clean, headers)
 
 
@@ -84,7 +88,7 @@ def hold(app: App, ctx: MessageContext, verdict: Verdict) -> str:
     return held_id
 
 
-def duplicate_reply(app: App, ctx: MessageContext) -> str | None:
+def duplicate_reply(app: App, ctx: MessageContext) -> Reply | None:
     """The reply for an MTA retry of a message ie already delivered or held, else ``None``.
 
     After a crash between the downstream's (or the quarantine's) commit and ie's 250, the
@@ -109,8 +113,8 @@ def duplicate_reply(app: App, ctx: MessageContext) -> str | None:
                        MessageLog.digest == ctx.digest,
                        MessageLog.direction == ctx.direction.value,
                        MessageLog.received_at >= since,
-                       or_(MessageLog.outcome == "delivered",
-                           MessageLog.outcome.like("held:%")))
+                       or_(MessageLog.outcome == Result.DELIVERED.value,
+                           MessageLog.outcome.like(f"{Result.HELD.value}:%")))
                 .order_by(MessageLog.received_at.desc()).limit(MAX_EARLIER)).all()
     except Exception as err:
         log.warning("event=duplicate_check_failed msgid=%s error=%s", ctx.id,
@@ -121,15 +125,15 @@ def duplicate_reply(app: App, ctx: MessageContext) -> str | None:
                   and wanted <= set(r.rcpt_tos)), None)
     if match is None:
         return None
-    earlier, outcome = match.id, match.outcome
+    outcome = Outcome.parse(match.outcome)
     log.info("event=duplicate_suppressed queue_id=%s msgid=%s earlier=%s outcome=%s",
-             ctx.queue_id, ctx.id, earlier, outcome)
-    if outcome == "delivered":
-        return f"250 2.0.0 Ok: delivered as {earlier} (duplicate not sent again)"
-    return f"250 2.0.0 Ok: held as {outcome.partition(':')[2]} (duplicate not held again)"
+             ctx.queue_id, ctx.id, match.id, outcome)
+    if outcome.held_id is not None:
+        return replies.held_before(outcome.held_id)
+    return replies.delivered_before(match.id)
 
 
-def record(app: App, ctx: MessageContext, verdict: Verdict, outcome: str,
+def record(app: App, ctx: MessageContext, verdict: Verdict, outcome: Outcome,
            started: float) -> None:
     """Write the message-log row and the structured log line; tell the observers.
 
@@ -152,7 +156,7 @@ def record(app: App, ctx: MessageContext, verdict: Verdict, outcome: str,
                 received_at=ctx.received_at, mail_from=ctx.mail_from[:320],
                 rcpt_tos=list(ctx.rcpt_tos), size=ctx.size, account=ident.account,
                 domain=ident.domain, sender_email=ident.sender_email, script=ident.script,
-                action=verdict.action.value, outcome=outcome, reasons=verdict.reasons,
+                action=verdict.action.value, outcome=str(outcome), reasons=verdict.reasons,
                 score=verdict.score, duration_ms=ms, digest=ctx.digest))
     except Exception as err:
         log.error("event=log_write_failed msgid=%s error=%s", ctx.id, err)

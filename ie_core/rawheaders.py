@@ -1,4 +1,5 @@
-"""Header edits on the exact message bytes: remove fields by name, prepend new ones.
+"""Header edits on the exact message bytes: remove fields by name, prepend new ones,
+put text in front of a field's value.
 
 The body and every header we do not touch stay byte-for-byte as received; the email
 package never re-serialises a message.
@@ -6,12 +7,14 @@ package never re-serialises a message.
 
 from __future__ import annotations
 
+import email.header
 import re
 from collections.abc import Callable, Iterable
 
 _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 _BLANK_LINE = re.compile(rb"\n\r?\n")  # a line end, then an empty line
+_VALUE_START = re.compile(rb"^[^:]*:[ \t]*")
 
 
 def split(raw: bytes) -> tuple[bytes, bytes]:
@@ -95,3 +98,21 @@ def prepend(raw: bytes, headers: Iterable[tuple[str, str]]) -> bytes:
         f"{_UNSAFE.sub(' ', name)}: {_UNSAFE.sub(' ', value)}".encode() + nl
         for name, value in headers)
     return lines + raw
+
+
+def prefix_value(raw: bytes, name: str, text: str) -> bytes:
+    """``raw`` with ``text`` and a space put in front of the first ``name`` field's value
+    (an RFC 2047 word when ``text`` is not ASCII); the field is added on top when there
+    is none.  Everything else stays byte-for-byte."""
+    clean = _UNSAFE.sub(" ", text)
+    encoded = (clean.encode("ascii") if clean.isascii()
+               else email.header.Header(clean, "utf-8").encode().encode("ascii"))
+    head, rest = split(raw)
+    fields = _fields(head)
+    for i, field in enumerate(fields):
+        if field_name(field) == name.lower():
+            start = _VALUE_START.match(field)
+            at = start.end() if start else len(field)
+            fields[i] = field[:at] + encoded + b" " + field[at:]
+            return b"".join(fields) + rest
+    return _UNSAFE.sub(" ", name).encode() + b": " + encoded + line_ending(raw) + raw

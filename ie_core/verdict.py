@@ -13,6 +13,15 @@ class Direction(StrEnum):
     INCOMING = "incoming"
 
 
+class Bypass(StrEnum):
+    """What a whitelist finding lets a message skip (it also ends the check phase)."""
+
+    CONTENT = "content"
+    """The content checks: the send limits still apply (a whitelisted sender)."""
+    ALL = "all"
+    """Every hold: the send limits only count the message (a whitelisted login)."""
+
+
 class Action(StrEnum):
     """What happens to a message.  Ordered from mildest to most severe."""
 
@@ -38,7 +47,8 @@ class Finding:
     (``spam``, ``winexec``, ``ratelimit``, ``blocked`` ...); ``None`` for a finding that
     only contributes a score or ends the pipeline (a whitelist bypass).  ``action`` is the
     action this finding asks for; the policy step takes the most severe one asked.
-    ``final`` stops the pipeline after this stage (later stages do not run).
+    ``final`` ends the check phase after this stage (later checks do not run; decisions
+    and decorations still do).  ``bypass`` marks a whitelist finding (it is final).
     """
 
     stage: str
@@ -47,6 +57,11 @@ class Finding:
     action: Action = Action.DELIVER
     detail: str = ""
     final: bool = False
+    bypass: Bypass | None = None
+
+    @property
+    def ends_checks(self) -> bool:
+        return self.final or self.bypass is not None
 
 
 @dataclass
@@ -73,3 +88,58 @@ class Verdict:
     def hits(self) -> list[str]:
         """Names of the stages that returned a finding with a reason or a score."""
         return [f.stage for f in self.findings if f.reason or f.score]
+
+    @property
+    def bypass(self) -> Bypass | None:
+        """The widest whitelist bypass any finding grants (``ALL`` over ``CONTENT``)."""
+        granted = {f.bypass for f in self.findings if f.bypass is not None}
+        if Bypass.ALL in granted:
+            return Bypass.ALL
+        return Bypass.CONTENT if granted else None
+
+
+class Result(StrEnum):
+    """What was done with a message."""
+
+    DELIVERED = "delivered"
+    HELD = "held"
+    REJECTED = "rejected"
+    TEMPFAILED = "tempfailed"
+    REJECTED_DOWNSTREAM = "rejected_downstream"
+    """The downstream MTA refused it for good (the client gets its 5xx)."""
+    TEMPFAILED_DOWNSTREAM = "tempfailed_downstream"
+    """The downstream MTA deferred it (the client gets its 4xx and retries)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What was done with a message, and the held id when it was held.
+
+    ``str(outcome)`` is the form in the message log and the log line: the result's
+    value, or ``held:<id>``.
+    """
+
+    result: Result
+    held_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.result is Result.HELD) != (self.held_id is not None):
+            raise ValueError("an outcome has a held id exactly when the message was held")
+
+    @classmethod
+    def held(cls, held_id: str) -> Outcome:
+        return cls(Result.HELD, held_id)
+
+    @classmethod
+    def parse(cls, text: str) -> Outcome:
+        """The outcome ``str(outcome)`` wrote (ValueError for anything else)."""
+        result, sep, held_id = text.partition(":")
+        return cls(Result(result), held_id if sep else None)
+
+    @property
+    def left(self) -> bool:
+        """Did the message leave (accepted downstream for every recipient)?"""
+        return self.result is Result.DELIVERED
+
+    def __str__(self) -> str:
+        return f"held:{self.held_id}" if self.result is Result.HELD else self.result.value

@@ -22,17 +22,15 @@ Everything here blocks and runs in a worker thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ie_core import rawheaders
+from ie_core import rawheaders, replies
 from ie_core.message import DeliveryGroup, MessageContext
-from ie_core.smtp.reinject import Downstream, DownstreamError, Reinjector, Reply
+from ie_core.replies import Reply
+from ie_core.smtp.reinject import Downstream, DownstreamError, Reinjector
 
 log = logging.getLogger("ie.smtp")
 
-CHANGED = Reply(451, "4.3.0 Reinjection MTA refused a recipient it had accepted, "
-                     "try again later")
 
 
 @dataclass
@@ -42,26 +40,25 @@ class _Transaction:
     state: str = "envelope"  # envelope -> data -> done
 
 
-def deliver(reinjector: Reinjector, ctx: MessageContext, message: bytes,
-            mail_options: Sequence[str], rcpt_options: Mapping[str, Sequence[str]]
-            ) -> Reply:
+def deliver(reinjector: Reinjector, ctx: MessageContext, message: bytes) -> Reply:
     """Deliver ``message`` (the whole message as it leaves, our headers included) to
-    every delivery group of ``ctx``, each with its group's headers on top; the reply for
-    the MTA (2xx only when every group was accepted)."""
+    every delivery group of ``ctx``, each with its group's headers on top, with the
+    envelope's MAIL and RCPT parameters; the reply for the MTA (2xx only when every group
+    was accepted)."""
     groups = ctx.delivery_groups()
     opened: list[_Transaction] = []
     try:
         for group in groups:
-            conn, reply = reinjector.open(ctx.mail_from, mail_options)
+            conn, reply = reinjector.open(ctx.mail_from, ctx.mail_options)
             opened.append(_Transaction(group, conn))
             if not reply.ok:
                 return reply
             for rcpt in group.rcpt_tos:
-                reply = conn.rcpt(rcpt, rcpt_options.get(rcpt, ()))
+                reply = conn.rcpt(rcpt, ctx.rcpt_params.get(rcpt, ()))
                 if not reply.ok:
                     log.warning("event=recipient_refused_at_delivery msgid=%s reply=%s",
                                 ctx.id, reply)
-                    return reply if not reply.permanent else CHANGED
+                    return reply if not reply.permanent else replies.CHANGED
         for t in opened:
             reply = t.conn.begin_data()
             if reply.code != 354:
@@ -99,7 +96,7 @@ def _commit(ctx: MessageContext, opened: list[_Transaction]) -> Reply:
         else:
             failed.append(reply)
     if not failed:
-        return Reply(250, f"2.0.0 Ok: delivered as {ctx.id}")
+        return replies.delivered(ctx.id)
     reply = sorted(failed, key=lambda r: r.permanent)[0]  # a 4xx may clear up: prefer it
     if delivered:
         log.error("event=partial_delivery msgid=%s delivered_groups=%d failed_groups=%d "

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ie_core.config import parse_hostport
+from ie_core.replies import BROKEN, NEEDS_SMTPUTF8, TIMED_OUT, UNREACHABLE, Reply
 
 if TYPE_CHECKING:
     from ie_core.app import App
@@ -36,28 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ie.reinject")
 
 
-@dataclass(frozen=True)
-class Reply:
-    code: int
-    text: str
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.code < 300
-
-    @property
-    def permanent(self) -> bool:
-        return 500 <= self.code < 600
-
-    def __str__(self) -> str:
-        text = " ".join(self.text.split()) or "-"
-        return f"{self.code} {text}"[:510]
-
-
-UNREACHABLE = Reply(451, "4.4.1 Reinjection MTA not reachable, try again later")
-TIMED_OUT = Reply(451, "4.4.2 Reinjection MTA timed out, try again later")
-BROKEN = Reply(451, "4.4.2 Reinjection connection lost, try again later")
-NEEDS_SMTPUTF8 = Reply(553, "5.6.7 Non-ASCII address requires SMTPUTF8")
 MAX_RESETS = 5
 """RSETs one connection carries between two delivered messages before it is closed."""
 

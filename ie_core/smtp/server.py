@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import tempfile
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,27 +29,22 @@ from typing import IO, Any, TypeVar
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from ie_core import processor
+from ie_core import carry_out, replies
 from ie_core.app import App
 from ie_core.identity import queue_id
 from ie_core.message import MessageContext
-from ie_core.pipeline import TEMPFAIL_REPLY
-from ie_core.smtp import delivery
-from ie_core.smtp.reinject import NEEDS_SMTPUTF8, DownstreamError, Reinjector, Reply
-from ie_core.verdict import Action, Direction, Verdict
+from ie_core.replies import Reply
+from ie_core.smtp.reinject import DownstreamError, Reinjector
+from ie_core.verdict import Direction
 
 log = logging.getLogger("ie.smtp")
 T = TypeVar("T")
 
-INTERNAL_ERROR = "451 4.3.0 Internal filter error, try again later"
-TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
-TOO_MANY_SESSIONS = "421 4.3.2 Too many sessions, try again later"
-LINE_TOO_LONG = "500 5.5.2 Line too long"
 # aiosmtpd's own replies that must not reach an MTA as they are.
 _REWRITE = {
-    "552 Error: Too much mail data": TOO_BIG,
-    "552 Error: message size exceeds fixed maximum message size": TOO_BIG,
-    "500 Line too long (see RFC5321 4.5.3.1.6)": LINE_TOO_LONG,
+    "552 Error: Too much mail data": str(replies.TOO_BIG),
+    "552 Error: message size exceeds fixed maximum message size": str(replies.TOO_BIG),
+    "500 Line too long (see RFC5321 4.5.3.1.6)": str(replies.LINE_TOO_LONG),
 }
 _FLUSH = 256 * 1024  # received body bytes kept before they are written to the spool
 
@@ -116,7 +110,8 @@ class FilterSMTP(SMTP):
 
     async def push(self, status: str) -> None:  # type: ignore[override]
         if status.startswith("500 Error: (") or status.startswith("500 Error: Cannot"):
-            status = INTERNAL_ERROR  # an exception escaped a hook: never a permanent error
+            # an exception escaped a hook: never a permanent error
+            status = str(replies.INTERNAL_ERROR)
         await super().push(_REWRITE.get(status, status))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -131,7 +126,7 @@ class FilterSMTP(SMTP):
             return
         log.warning("event=session_refused reason=max_sessions peer=%s",
                     self.session.peer if self.session else "-")
-        await self.push(TOO_MANY_SESSIONS)
+        await self.push(str(replies.TOO_MANY_SESSIONS))
         if self.transport is not None:
             self.transport.close()
 
@@ -181,13 +176,13 @@ class FilterSMTP(SMTP):
                 raise
             except asyncio.LimitOverrunError as err:
                 line = await self._reader.read(err.consumed)
-                refusal = refusal or LINE_TOO_LONG
+                refusal = refusal or str(replies.LINE_TOO_LONG)
             if not fragment and line == b".\r\n":
                 break
             fragment = not line.endswith(b"\r\n")
             received += len(line)
             if limit and received > limit:
-                refusal = refusal or TOO_BIG
+                refusal = refusal or str(replies.TOO_BIG)
             if refusal is not None:
                 continue  # keep reading to the dot, keep nothing
             pending += line[1:] if line.startswith(b".") else line
@@ -235,12 +230,12 @@ class FilterHandler:
     # -- hooks ---------------------------------------------------------------------
     async def handle_exception(self, error: Exception) -> str:
         log.error("event=smtp_exception error=%s", type(error).__name__, exc_info=error)
-        return INTERNAL_ERROR
+        return str(replies.INTERNAL_ERROR)
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
         if not _address_allowed(address, mail_options):
-            return str(NEEDS_SMTPUTF8)
+            return str(replies.NEEDS_SMTPUTF8)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
@@ -248,12 +243,12 @@ class FilterHandler:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
         if not _address_allowed(address, envelope.mail_options):
-            return str(NEEDS_SMTPUTF8)
+            return str(replies.NEEDS_SMTPUTF8)
         try:
             reply = await self._run(self._check_rcpt, session, envelope, address,
                                     list(rcpt_options))
         except DownstreamError as err:
-            return str(err.reply) if err.reply.code >= 400 else INTERNAL_ERROR
+            return str(err.reply) if err.reply.code >= 400 else str(replies.INTERNAL_ERROR)
         if reply.ok:
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(rcpt_options)
@@ -287,7 +282,7 @@ class FilterHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if not isinstance(envelope, FilterEnvelope) or envelope.body is None:
-            return INTERNAL_ERROR
+            return str(replies.INTERNAL_ERROR)
         large = envelope.body_size > self.limits.spool_threshold
         self.in_flight += 1
         try:
@@ -295,62 +290,29 @@ class FilterHandler:
                 return await self._run(self._process, session, envelope)
         except Exception as err:  # the executor itself failed; nothing was sent
             log.error("event=data_error error=%s", type(err).__name__, exc_info=err)
-            return INTERNAL_ERROR
+            return str(replies.INTERNAL_ERROR)
         finally:
             self.in_flight -= 1
 
     # -- the message ---------------------------------------------------------------
     def _process(self, session: Session, envelope: FilterEnvelope) -> str:
-        started = time.monotonic()
         ctx = MessageContext(
             direction=self.direction, raw=b"", mail_from=envelope.mail_from or "",
             rcpt_tos=list(envelope.rcpt_tos), received_at=self.app.clock.now(),
-            peer=str(session.peer[0]) if session.peer else None)
+            peer=str(session.peer[0]) if session.peer else None,
+            mail_options=_mail_options(envelope), rcpt_params=dict(envelope.rcpt_params))
         try:
             assert envelope.body is not None
             envelope.body.seek(0)
             ctx.raw = envelope.body.read()
-            try:
-                ctx.queue_id = queue_id(ctx)
-            except Exception:
-                ctx.queue_id = None
-            duplicate = processor.duplicate_reply(self.app, ctx)
-            if duplicate is not None:
-                return duplicate
-            verdict = processor.analyse(self.app, ctx)
-            reply, outcome = self._act(ctx, verdict, envelope)
         except Exception as err:
             log.exception("event=process_error msgid=%s error=%s", ctx.id, type(err).__name__)
-            verdict = Verdict(Action.TEMPFAIL, list(ctx.findings),
-                              error=f"processing failed: {type(err).__name__}")
-            reply, outcome = INTERNAL_ERROR, "tempfailed"
-        processor.record(self.app, ctx, verdict, outcome, started)
-        return reply
-
-    def _act(self, ctx: MessageContext, verdict: Verdict,
-             envelope: FilterEnvelope) -> tuple[str, str]:
-        """(SMTP reply, outcome for the log)."""
-        action = verdict.action
-        if action in (Action.DELIVER, Action.JUNK):
-            reply = delivery.deliver(self.reinjector, ctx,
-                                     processor.delivery_bytes(ctx, verdict),
-                                     _mail_options(envelope), envelope.rcpt_params)
-            if reply.ok:
-                return str(reply), "delivered"
-            if reply.permanent:
-                return str(reply), "rejected_downstream"
-            return str(reply), "tempfailed_downstream"
-        if action is Action.QUARANTINE:
-            try:
-                held = processor.hold(self.app, ctx, verdict)
-            except Exception as err:
-                log.error("event=hold_failed msgid=%s error=%s: %s", ctx.id,
-                          type(err).__name__, err)
-                return "451 4.3.0 Cannot hold message safely, try again later", "tempfailed"
-            return f"250 2.0.0 Ok: held as {held}", f"held:{held}"
-        if action is Action.REJECT:
-            return verdict.smtp_reply or "550 5.7.1 Message refused", "rejected"
-        return verdict.smtp_reply or TEMPFAIL_REPLY, "tempfailed"
+            return str(replies.INTERNAL_ERROR)
+        try:
+            ctx.queue_id = queue_id(ctx)
+        except Exception:
+            ctx.queue_id = None
+        return str(carry_out.process(self.app, ctx, self.reinjector))
 
 
 def _address_allowed(address: str, mail_options: list[str]) -> bool:

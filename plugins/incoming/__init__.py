@@ -11,7 +11,17 @@ from datetime import UTC
 
 import click
 
-from ie_core import App, ConfigKey, Direction, MessageContext, Stage, StatusItem, Verdict, hookimpl
+from ie_core import (
+    App,
+    ConfigKey,
+    Direction,
+    MessageContext,
+    Outcome,
+    Stage,
+    StatusItem,
+    Verdict,
+    hookimpl,
+)
 from ie_core.account_options import AccountOption
 from ie_core.runtime import RuntimeSetting
 from ie_plugins.incoming import cli, dovecot, policy, spool, stats
@@ -62,9 +72,9 @@ def ie_stages(app: App) -> Sequence[Stage]:
 
 
 @hookimpl
-def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: str) -> None:
+def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: Outcome) -> None:
     state = ctx.data.get(policy.STATE_KEY)
-    if ctx.direction is not Direction.INCOMING or outcome != "delivered" or ctx.dry_run:
+    if ctx.direction is not Direction.INCOMING or not outcome.left or ctx.dry_run:
         return
     if isinstance(state, policy.IncomingState):
         stats.record(app, state, ctx.received_at.astimezone(UTC).date())

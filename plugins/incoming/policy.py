@@ -2,12 +2,12 @@
 
 Two stages for incoming mail:
 
-- ``incoming`` (priority 150, before the content checks) decides per recipient whether
-  the message is filtered for it: the server switch is on, the recipient's account has
-  not opted out, the recipient is not whitelisted.  When nobody is left it ends the
-  pipeline, so the message passes through unjudged (and the classifier does no work).
-- ``incoming-mark`` (priority 950, after the content checks) marks the message
-  ``X-IE-Junk: all`` when the checks asked for JUNK.  When only some recipients are
+- ``incoming`` (a check, priority 150, before the content checks) decides per recipient
+  whether the message is filtered for it: the server switch is on, the recipient's
+  account has not opted out, the recipient is not whitelisted.  When nobody is left it
+  ends the checks, so the message passes through unjudged (the classifier does no work).
+- ``incoming-mark`` (a decoration: it sees the final verdict) marks the message
+  ``X-IE-Junk: all`` when the verdict is JUNK.  When only some recipients are
   filtered, the recipients are split into two delivery groups: the filtered ones get a
   copy with the mark, the others a copy without it, each in its own downstream
   transaction, so no copy names another recipient (a Bcc stays blind).  The Sieve script
@@ -16,14 +16,12 @@ Two stages for incoming mail:
 
 from __future__ import annotations
 
-import email.header
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from ie_core import Action, App, Direction, Finding, MessageContext, SenderIdentity, Stage
+from ie_core import Action, App, Direction, Finding, MessageContext, Phase, SenderIdentity, Stage
 from ie_core.account_options import AccountOption
 from ie_core.identity import domain_of, normalise_address
 from ie_core.message import DeliveryGroup
@@ -146,15 +144,14 @@ def make_stages(app: App) -> list[Stage]:
         state = ctx.data.get(STATE_KEY)
         if not isinstance(state, IncomingState) or not state.filtered:
             return None
-        if not any(f.action is Action.JUNK for f in ctx.findings):
+        if ctx.verdict.action is not Action.JUNK:
             return None
         state.junk = True
         if len(state.filtered) == len(state.recipients):
-            headers: list[tuple[str, str]] = ctx.data.setdefault("extra_headers", [])
-            headers.append((JUNK_HEADER, JUNK_ALL))
+            ctx.add_header(JUNK_HEADER, JUNK_ALL)
             prefix = current(app, SUBJECT_PREFIX)
             if prefix:
-                ctx.raw = prefix_subject(ctx.raw, prefix)
+                ctx.prefix_header("Subject", prefix)
         else:
             ctx.groups = [
                 DeliveryGroup([r.rcpt for r in state.filtered], [(JUNK_HEADER, JUNK_ALL)]),
@@ -162,25 +159,7 @@ def make_stages(app: App) -> list[Stage]:
         return None
 
     incoming = frozenset({Direction.INCOMING})
-    return [Stage("incoming", policy, incoming, priority=150),
-            Stage("incoming-mark", mark, incoming, priority=950)]
-
-
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
-_SUBJECT = re.compile(rb"^subject[ \t]*:[ \t]*", re.I | re.M)
-
-
-def prefix_subject(raw: bytes, prefix: str) -> bytes:
-    """``raw`` with ``prefix`` put in front of the first Subject's value (the rest of the
-    message stays byte-for-byte); a Subject line is added when there is none."""
-    if prefix.isascii():
-        encoded = prefix.encode("ascii")
-    else:
-        encoded = email.header.Header(prefix, "utf-8").encode().encode("ascii")
-    end = _HEADER_END.search(raw)
-    head_len = end.start() if end else len(raw)
-    m = _SUBJECT.search(raw, 0, head_len)
-    if m is None:
-        nl = b"\r\n" if b"\r\n" in raw[:head_len + 2] else b"\n"
-        return b"Subject: " + encoded + nl + raw
-    return raw[:m.end()] + encoded + b" " + raw[m.end():]
+    return [Stage("incoming", policy, incoming, priority=150,
+                  description="who the message is filtered for (switch, opt-out, whitelist)"),
+            Stage("incoming-mark", mark, incoming, phase=Phase.DECORATE,
+                  description="mark junk for Sieve (X-IE-Junk), per recipient group")]

@@ -2,10 +2,12 @@
 account, domain, sender email and script over a sliding 60-minute window; a message
 that would take any of them over its limit is held with reason ``ratelimit``.
 
-The ``ratelimit`` stage runs last (priority 900) so that mail held or refused for other
-reasons does not use the allowance (it is recorded as quarantined).  What the stage
-counted is corrected by ``ie_action_taken`` when the message did not leave after all
-(a downstream failure is retried by the MTA and must not count twice).
+The ``ratelimit`` stage is a decision (phase ``DECIDE``): it sees the checks' verdict,
+so mail held or refused for other reasons does not use the allowance (it is recorded as
+quarantined), and it runs after a whitelist bypass too (a whitelisted sender's mail
+still counts against the limits; a whitelisted login's is counted, never held).  What
+the stage counted is corrected by ``ie_action_taken`` when the message did not leave
+after all (a downstream failure is retried by the MTA and must not count twice).
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from sqlalchemy import func, select
 from ie_core import (
     Action,
     App,
+    Bypass,
     ConfigKey,
     Direction,
     Finding,
     MessageContext,
+    Outcome,
+    Phase,
     Stage,
     StatusItem,
     Verdict,
@@ -38,21 +43,18 @@ from .objects import ensure, object_keys, read_ids
 
 STAGE = "ratelimit"
 REASON = "ratelimit"
-WHITELIST_STAGE = "whitelist"
 _NOT_SENT = (Action.QUARANTINE, Action.REJECT, Action.TEMPFAIL)
 _workers: dict[int, AutoReleaser] = {}
 
 
 def check(app: App, ctx: MessageContext) -> Finding | None:
-    bypass = ctx.data.get(WHITELIST_STAGE)
-    if isinstance(bypass, dict) and bypass.get("list") == "authuser":
+    so_far = ctx.verdict
+    if so_far.bypass is Bypass.ALL:
         return None  # a login the admin vouches for: counted, never held (ie_action_taken)
     keys = object_keys(ctx.identity)
     recipients = counter.distinct_recipients(ctx.rcpt_tos)
-    worst = max((f.action for f in ctx.findings), key=lambda a: a.severity,
-                default=Action.DELIVER)
-    if worst in _NOT_SENT:
-        if worst is Action.QUARANTINE and not ctx.dry_run:
+    if so_far.action in _NOT_SENT:
+        if so_far.action is Action.QUARANTINE and not ctx.dry_run:
             ids = ensure(app, keys)
             counter.record(app, ctx.id, ids.values(), QUARANTINED, recipients)
             ctx.data[STAGE] = {"recorded": QUARANTINED, "object_ids": list(ids.values()),
@@ -73,22 +75,23 @@ def check(app: App, ctx: MessageContext) -> Finding | None:
 
 @hookimpl
 def ie_stages(app: App) -> Sequence[Stage]:
-    # after_final: a sender-whitelist bypass skips the content checks, never the account's
-    # own limit (the sender's objects are lifted by limits.is_whitelisted)
+    # a decision: it runs after a sender-whitelist bypass too, which skips the content
+    # checks, never the account's own limit (the sender's objects are lifted by
+    # limits.is_whitelisted)
     return [Stage(name=STAGE, run=lambda ctx: check(app, ctx),
-                  directions=frozenset({Direction.OUTGOING}), priority=900,
-                  after_final=True)]
+                  directions=frozenset({Direction.OUTGOING}), priority=500,
+                  phase=Phase.DECIDE,
+                  description="hold mail over an hourly send limit (counts what leaves)")]
 
 
 @hookimpl
-def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: str) -> None:
+def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: Outcome) -> None:
     if ctx.direction is not Direction.OUTGOING:
         return
     state = ctx.data.get(STAGE)
-    held = outcome.startswith("held:")
+    held = outcome.held_id is not None
     if state is None:
-        if outcome == "delivered" and any(f.stage == WHITELIST_STAGE and f.final
-                                           for f in verdict.findings):
+        if outcome.left and verdict.bypass is Bypass.ALL:
             ids = ensure(app, object_keys(ctx.identity))
             counter.record(app, ctx.id, ids.values(), SENT,
                            counter.distinct_recipients(ctx.rcpt_tos), counted=False)
@@ -96,13 +99,13 @@ def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: st
     if state["recorded"] == SENT:
         if held:
             counter.relabel(app, ctx.id, QUARANTINED)
-        elif outcome != "delivered":
+        elif not outcome.left:
             counter.forget(app, ctx.id)
     elif not held:
         counter.forget(app, ctx.id)
     elif verdict.reasons == [REASON]:
         with app.db.session() as s:
-            s.add(RateHeld(held_id=outcome.partition(":")[2], message_id=ctx.id,
+            s.add(RateHeld(held_id=outcome.held_id, message_id=ctx.id,
                            account=ctx.identity.account, object_ids=state["object_ids"],
                            recipients=state["recipients"], held_at=app.clock.now(),
                            state=WAITING, attempts=0))

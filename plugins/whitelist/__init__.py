@@ -1,11 +1,12 @@
 """Whitelists: authenticated users and senders whose outgoing mail bypasses filtering and
 send limits, and recipients whose incoming mail is not filtered.
 
-The ``whitelist`` stage (outgoing, priority 200) ends the pipeline with a DELIVER finding
-when the authenticated user is on the ``authuser`` list or the sender email (or its
-domain, or a parent domain) is on the ``sender`` list and the MTA vouches for that sender
-(:func:`really_sent_by`).  A sender entry skips the content checks, never the account's
-own send limit (the send-limit stage runs after a bypass).  Other plugins ask
+The ``whitelist`` check (outgoing, priority 200) ends the checks with a bypass finding
+when the authenticated user is on the ``authuser`` list (:attr:`Bypass.ALL`: nothing
+holds the message) or the sender email (or its domain, or a parent domain) is on the
+``sender`` list and the MTA vouches for that sender (:func:`really_sent_by`;
+:attr:`Bypass.CONTENT`: the content checks are skipped, never the account's own send
+limit, a decision that runs after the checks).  Other plugins ask
 ``ie_is_whitelisted`` (the incoming filter for ``recipient``, the send limits for
 ``sender``).
 """
@@ -18,6 +19,7 @@ import click
 
 from ie_core import (
     App,
+    Bypass,
     Direction,
     Finding,
     MessageContext,
@@ -36,11 +38,11 @@ STAGE = "whitelist"
 def check(app: App, ctx: MessageContext) -> Finding | None:
     ident = ctx.identity
     if ident.auth_user and store.is_listed(app, "authuser", ident.auth_user):
-        return _bypass(ctx, "authuser", ident.auth_user)
+        return _bypass("authuser", ident.auth_user, Bypass.ALL)
     if ident.sender_email and really_sent_by(app, ident):
         entry = store.matching_entry(app, "sender", ident.sender_email)
         if entry is not None:
-            return _bypass(ctx, "sender", entry)
+            return _bypass("sender", entry, Bypass.CONTENT)
     return None
 
 
@@ -62,15 +64,16 @@ def really_sent_by(app: App, ident: SenderIdentity) -> bool:
     return owner is not None and owner == ident.account
 
 
-def _bypass(ctx: MessageContext, kind: str, entry: str) -> Finding:
-    ctx.data[STAGE] = {"list": kind, "entry": entry}
-    return Finding(stage=STAGE, detail=f"{entry} is on the {kind} whitelist", final=True)
+def _bypass(kind: str, entry: str, bypass: Bypass) -> Finding:
+    return Finding(stage=STAGE, detail=f"{entry} is on the {kind} whitelist", final=True,
+                   bypass=bypass)
 
 
 @hookimpl
 def ie_stages(app: App) -> Sequence[Stage]:
     return [Stage(name=STAGE, run=lambda ctx: check(app, ctx),
-                  directions=frozenset({Direction.OUTGOING}), priority=200)]
+                  directions=frozenset({Direction.OUTGOING}), priority=200,
+                  description="whitelisted login or sender: skip the content checks")]
 
 
 @hookimpl

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from ie_cli.main import ie_cli
-from ie_core import Action, Direction, MessageContext
+from ie_core import Action, Direction, MessageContext, Outcome, Result
 from ie_core.db.models import Account, DomainMap
 from ie_core.processor import analyse, record
 from tests.fixtures.daemon import write_config
@@ -67,7 +67,8 @@ def send(app, sender: str, headers: bytes = b"") -> Action:
                          raw=headers + b"Subject: s\r\n\r\nbody\r\n",
                          received_at=app.clock.now())
     verdict = analyse(app, ctx)
-    outcome = "delivered" if verdict.action is Action.DELIVER else "held:" + ctx.id
+    outcome = (Outcome(Result.DELIVERED) if verdict.action is Action.DELIVER
+               else Outcome.held(ctx.id))
     record(app, ctx, verdict, outcome, time.monotonic())
     return verdict.action
 

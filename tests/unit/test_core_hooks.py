@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from ie_core import Action, Direction, MessageContext, Verdict, hookimpl
+from ie_core import Action, Direction, MessageContext, Outcome, Result, Verdict, hookimpl
 from ie_core.events import Event
+
+DELIVERED = Outcome(Result.DELIVERED)
 
 
 def a_message() -> MessageContext:
@@ -35,7 +37,7 @@ def test_observer_errors_are_logged_not_raised(make_app, caplog):
     app = make_app(plugins=[("raising", Raising())])
     ctx = a_message()
     caplog.set_level(logging.ERROR, logger="ie.plugins")
-    app.hooks.action_taken(app, ctx, Verdict(Action.DELIVER), "delivered")
+    app.hooks.action_taken(app, ctx, Verdict(Action.DELIVER), DELIVERED)
     app.hooks.event(app, an_event(1))
     assert [r.getMessage() for r in caplog.records] == [
         "event=plugin_error hook=ie_action_taken plugin=raising",
@@ -44,7 +46,7 @@ def test_observer_errors_are_logged_not_raised(make_app, caplog):
 
 class Recording:
     def __init__(self) -> None:
-        self.outcomes: list[str] = []
+        self.outcomes: list[Outcome] = []
         self.events: list[int] = []
 
     @hookimpl
@@ -62,9 +64,9 @@ def test_a_failing_observer_does_not_silence_the_others(make_app, caplog):
     app = make_app(plugins=[("recording", recording), ("raising", Raising())])
     ctx = a_message()
     caplog.set_level(logging.ERROR, logger="ie.plugins")
-    app.hooks.action_taken(app, ctx, Verdict(Action.DELIVER), "delivered")
+    app.hooks.action_taken(app, ctx, Verdict(Action.DELIVER), DELIVERED)
     app.hooks.event(app, an_event(7))
-    assert (recording.outcomes, recording.events) == (["delivered"], [7])
+    assert (recording.outcomes, recording.events) == ([DELIVERED], [7])
     assert [r.getMessage() for r in caplog.records] == [
         "event=plugin_error hook=ie_action_taken plugin=raising",
         "event=plugin_error hook=ie_event plugin=raising"]

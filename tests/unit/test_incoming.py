@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from ie_cli.config_main import ie_config
-from ie_core import Action, App, Direction, Finding, MessageContext, Stage, hookimpl
+from ie_core import Action, App, Direction, Finding, MessageContext, Stage, hookimpl, rawheaders
 from ie_core.processor import analyse, delivery_bytes
 from ie_plugins.incoming import dovecot, spool, stats
-from ie_plugins.incoming.policy import ENABLED, prefix_subject
+from ie_plugins.incoming.policy import ENABLED
 
 RAW = b"From: a@outside.test\r\nSubject: hello there\r\nX-Spam: Yes\r\n\r\nSPAMMY body\r\n"
 
@@ -106,10 +106,11 @@ def test_marks_all_or_per_recipient_and_counts(app: App) -> None:
 
 def test_subject_prefix_keeps_the_rest_byte_for_byte() -> None:
     raw = b"Subject:  Re: =?utf-8?q?caf=C3=A9?=\n\tfolded\nX-A: b\n\nbody\n"
-    out = prefix_subject(raw, "[SPAM]")
+    out = rawheaders.prefix_value(raw, "Subject", "[SPAM]")
     assert out == b"Subject:  [SPAM] Re: =?utf-8?q?caf=C3=A9?=\n\tfolded\nX-A: b\n\nbody\n"
-    assert prefix_subject(b"X-A: b\r\n\r\nSubject: no\r\n", "[S]").startswith(b"Subject: [S]\r\n")
-    assert b"=?utf-8?" in prefix_subject(b"Subject: x\n\n", "[Späm]")
+    no_subject = rawheaders.prefix_value(b"X-A: b\r\n\r\nSubject: no\r\n", "Subject", "[S]")
+    assert no_subject.startswith(b"Subject: [S]\r\n")
+    assert b"=?utf-8?" in rawheaders.prefix_value(b"Subject: x\n\n", "Subject", "[Späm]")
 
 
 def _layout(tmp_path: Path, modules: Path | None = None) -> dovecot.Layout:

@@ -9,7 +9,16 @@ import uuid
 import pytest
 from sqlalchemy import inspect, select
 
-from ie_core import Action, Direction, Finding, MessageContext, SenderIdentity, Stage, hookimpl
+from ie_core import (
+    Action,
+    Direction,
+    Finding,
+    MessageContext,
+    Outcome,
+    SenderIdentity,
+    Stage,
+    hookimpl,
+)
 from ie_core.db import migrate
 from ie_core.db.models import Account, DomainMap, Event
 from ie_core.processor import analyse, record
@@ -39,7 +48,7 @@ def send(app, sender="bob@example.com", rcpts=("r@example.org",), dry_run=False,
     if not dry_run:
         done = outcome or ("delivered" if verdict.action is Action.DELIVER
                            else f"held:{uuid.uuid4()}")
-        record(app, ctx, verdict, done, time.monotonic())
+        record(app, ctx, verdict, Outcome.parse(done), time.monotonic())
     return verdict
 
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from ie_core import Action, Direction, MessageContext
+from ie_core import Action, Direction, MessageContext, Outcome
 from ie_core.db.models import Account, DomainMap
 from ie_core.processor import analyse, hold, record
 from ie_plugins.quarantine.models import HeldMessage
@@ -44,7 +44,7 @@ def send(app, fake_hold: bool = False) -> str:
         assert verdict.reasons == ["ratelimit"]
         held_id = str(uuid.uuid4()) if fake_hold else hold(app, ctx, verdict)
         outcome = f"held:{held_id}"
-    record(app, ctx, verdict, outcome, time.monotonic())
+    record(app, ctx, verdict, Outcome.parse(outcome), time.monotonic())
     return outcome
 
 

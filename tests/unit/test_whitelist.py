@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from ie_cli.main import ie_cli
-from ie_core import Action, Direction, InvalidInput, MessageContext
+from ie_core import Action, Bypass, Direction, InvalidInput, MessageContext
 from ie_core.processor import analyse
 from ie_plugins.whitelist import store
 from ie_plugins.whitelist.addresses import parse_entry
@@ -106,13 +106,14 @@ def test_stage_ends_the_pipeline_for_whitelisted_senders(make_app, clock):
     verdict = analyse(app, ctx)
     assert verdict.action is Action.DELIVER
     assert verdict.findings[0].stage == "whitelist" and verdict.findings[0].final
-    assert ctx.data["whitelist"] == {"list": "sender", "entry": "example.com"}
+    assert verdict.bypass is Bypass.CONTENT  # a typed bypass, not a note in ctx.data
+    assert verdict.findings[0].detail == "example.com is on the sender whitelist"
     assert seen == []
     authed = _ctx("anything@elsewhere.org",
                   b"Received: from x (x [10.0.0.1]) (Authenticated sender: auth@hosted.net)"
                   b" by y (Postfix) with ESMTPSA id 4ABCDE1; now\r\n\r\nb\r\n")
     authed.received_at = clock.now()
-    assert analyse(app, authed).action is Action.DELIVER
+    assert analyse(app, authed).bypass is Bypass.ALL
     other = _ctx("bob@other.org")
     other.received_at = clock.now()
     assert analyse(app, other).action is Action.QUARANTINE

@@ -1,0 +1,69 @@
+"""A message's life after DATA, and the one place where a verdict becomes an action.
+
+:func:`process` is what the SMTP listener calls for each message: an MTA's retry of a
+message already done is answered from the log (:func:`ie_core.processor.duplicate_reply`),
+anything else is analysed (the phases, :mod:`ie_core.pipeline`), carried out
+(:func:`carry_out`), logged and observed (:func:`ie_core.processor.record`).
+
+The reply rule holds in :func:`carry_out`: ``250`` only when the downstream accepted the
+message for every recipient or the quarantine holds it durably; a hold that fails is a
+``451``, and so is anything that raises on the way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ie_core import processor, replies
+from ie_core.app import App
+from ie_core.message import MessageContext
+from ie_core.replies import Reply
+from ie_core.smtp import delivery
+from ie_core.smtp.reinject import Reinjector
+from ie_core.verdict import Action, Outcome, Result, Verdict
+
+log = logging.getLogger("ie.filter")
+
+
+def process(app: App, ctx: MessageContext, reinjector: Reinjector) -> Reply:
+    """Everything between the end of DATA and the reply; never raises."""
+    started = time.monotonic()
+    try:
+        duplicate = processor.duplicate_reply(app, ctx)
+        if duplicate is not None:
+            return duplicate
+        verdict = processor.analyse(app, ctx)
+        reply, outcome = carry_out(app, ctx, verdict, reinjector)
+    except Exception as err:
+        log.exception("event=process_error msgid=%s error=%s", ctx.id, type(err).__name__)
+        verdict = Verdict(Action.TEMPFAIL, list(ctx.findings),
+                          error=f"processing failed: {type(err).__name__}")
+        reply, outcome = replies.INTERNAL_ERROR, Outcome(Result.TEMPFAILED)
+    processor.record(app, ctx, verdict, outcome, started)
+    return reply
+
+
+def carry_out(app: App, ctx: MessageContext, verdict: Verdict,
+              reinjector: Reinjector) -> tuple[Reply, Outcome]:
+    """Do what ``verdict`` says with the message: the reply for the MTA, and what was done."""
+    action = verdict.action
+    if action in (Action.DELIVER, Action.JUNK):
+        reply = delivery.deliver(reinjector, ctx, processor.delivery_bytes(ctx, verdict))
+        if reply.ok:
+            return reply, Outcome(Result.DELIVERED)
+        if reply.permanent:
+            return reply, Outcome(Result.REJECTED_DOWNSTREAM)
+        return reply, Outcome(Result.TEMPFAILED_DOWNSTREAM)
+    if action is Action.QUARANTINE:
+        try:
+            held_id = processor.hold(app, ctx, verdict)
+        except Exception as err:
+            log.error("event=hold_failed msgid=%s error=%s: %s", ctx.id,
+                      type(err).__name__, err)
+            return replies.HOLD_FAILED, Outcome(Result.TEMPFAILED)
+        return replies.held(held_id), Outcome.held(held_id)
+    if action is Action.REJECT:
+        return replies.REJECT, Outcome(Result.REJECTED)
+    return replies.TEMPFAIL, Outcome(Result.TEMPFAILED)
+
