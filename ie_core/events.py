@@ -27,14 +27,6 @@ from ie_core.db.session import Database
 
 log = logging.getLogger("ie.events")
 
-# Event kinds emitted by core and the built-in plugins.
-HELD = "held"
-RELEASED = "released"
-DELETED = "deleted"
-EVICTED = "evicted"
-LIMIT_EXCEEDED = "limit_exceeded"
-ACCOUNT_BLOCKED = "account_blocked"
-
 
 @dataclass(frozen=True)
 class Event:

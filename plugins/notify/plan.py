@@ -18,11 +18,20 @@ from sqlalchemy.orm import Session
 
 from ie_core import App
 from ie_core.db.models import Account
-from ie_core.events import ACCOUNT_BLOCKED, DELETED, EVICTED, HELD, LIMIT_EXCEEDED, RELEASED, Event
+from ie_core.events import Event
 from ie_core.runtime import current
 from ie_plugins.notify import compose, options
 from ie_plugins.notify.models import PENDING, DigestState, HeldItem, Notification
 from ie_plugins.notify.rendering import Templates
+
+# The outbox events the notifier acts on, by the names their plugins publish
+# (docs/notifications.md): the quarantine's and the send limits'.
+HELD = "held"
+RELEASED = "released"
+DELETED = "deleted"
+EVICTED = "evicted"
+ACCOUNT_BLOCKED = "account_blocked"
+LIMIT_EXCEEDED = "limit_exceeded"
 
 log = logging.getLogger("ie.notify")
 

@@ -15,11 +15,10 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, or_, select, update
 
 from ie_core import App, NotFound, rawheaders
-from ie_core.events import DELETED as DELETED_EVENT
-from ie_core.events import RELEASED as RELEASED_EVENT
 from ie_core.events import emit
 from ie_core.smtp.reinject import Reinjector
 
+from . import event_kinds
 from .hold import blob_store
 from .limits import lock_account, releases_in_last_hour
 from .models import DELETED, HELD, RELEASED, RELEASING, HeldMessage, log_entry
@@ -85,7 +84,7 @@ def release(app: App, reinjector: Reinjector, held_id: str, actor: str,
         done = s.get(HeldMessage, held_id)
         if done is not None:
             s.add(log_entry(done, RELEASED, actor, now, limited=limit is not None))
-            emit(s, app.clock, RELEASED_EVENT, done.account,
+            emit(s, app.clock, event_kinds.RELEASED, done.account,
                  {"id": held_id, "account": done.account, "actor": actor})
             s.delete(done)
     store.delete([held_id])
@@ -157,7 +156,7 @@ def delete(app: App, held_ids: list[str], actor: str, spam: bool = False) -> lis
                          .with_for_update()).all()
         for row in rows:
             s.add(log_entry(row, DELETED, actor, now))
-            emit(s, app.clock, DELETED_EVENT, row.account,
+            emit(s, app.clock, event_kinds.DELETED, row.account,
                  {"id": row.id, "account": row.account, "actor": actor})
             s.delete(row)
             done.append(row.id)

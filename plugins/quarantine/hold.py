@@ -8,10 +8,9 @@ from sqlalchemy import select
 
 from ie_core import App, MessageContext, Verdict
 from ie_core.db import new_id
-from ie_core.events import EVICTED as EVICTED_EVENT
-from ie_core.events import HELD as HELD_EVENT
 from ie_core.events import emit
 
+from . import event_kinds
 from .limits import defaults, lock_account, used_bytes
 from .models import EVICTED, HELD, HeldMessage, log_entry
 from .store import BlobStore
@@ -71,7 +70,7 @@ def _commit(app: App, ctx: MessageContext, verdict: Verdict, held_id: str,
                 used -= row.size
         for row in evicted:
             s.add(log_entry(row, EVICTED, "ie", now))
-            emit(s, app.clock, EVICTED_EVENT, account, {"id": row.id, "account": account})
+            emit(s, app.clock, event_kinds.EVICTED, account, {"id": row.id, "account": account})
             s.delete(row)
         s.add(HeldMessage(
             id=held_id, account=account, state=HELD, received_at=ctx.received_at,
@@ -81,7 +80,7 @@ def _commit(app: App, ctx: MessageContext, verdict: Verdict, held_id: str,
             script_raw=ident.script, script_domain=ident.script_domain,
             script_path=(ident.script_path or None) and ident.script_path[:1024],
             claimed_at=None, claim_limited=False))
-        emit(s, app.clock, HELD_EVENT, account, {
+        emit(s, app.clock, event_kinds.HELD, account, {
             "id": held_id, "account": account, "sender": ctx.mail_from,
             "recipients": list(ctx.rcpt_tos), "subject": subject, "reasons": reasons,
             "size": ctx.size})

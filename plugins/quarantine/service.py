@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 from ie_core import App, InvalidInput, NotFound, PermissionDenied
 from ie_core.account_options import AccountOption
 from ie_core.durations import parse_duration
-from ie_core.events import ACCOUNT_BLOCKED, emit
+from ie_core.events import emit
 from ie_core.identity import valid_account
 from ie_core.smtp.reinject import Reinjector
 
-from . import actions
+from . import actions, event_kinds
 from .hold import blob_store
 from .limits import (
     RELEASES_KEY,
@@ -298,7 +298,7 @@ class QuarantineService:
             if state is not None and state != row.state:
                 row.state = state
                 if state == BLOCK:
-                    emit(s, self.app.clock, ACCOUNT_BLOCKED, account,
+                    emit(s, self.app.clock, event_kinds.ACCOUNT_BLOCKED, account,
                          {"account": account, "actor": caller.user})
             for column, value in overrides.items():
                 setattr(row, column, value)

@@ -18,7 +18,7 @@ from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ie_core import App
-from ie_core.events import LIMIT_EXCEEDED, emit
+from ie_core.events import emit
 
 from .limits import MODE_MESSAGES, ServerSettings, effective_limit, is_whitelisted, server_settings
 from .models import QUARANTINED, SENT, SenderObject, SendRecord
@@ -27,6 +27,9 @@ from .objects import ObjectKey, lock
 log = logging.getLogger("ie.ratelimit")
 
 WINDOW = timedelta(minutes=60)
+LIMIT_EXCEEDED = "limit_exceeded"
+"""The outbox event when a sender object first goes over its limit in a window; payload:
+object_id, so_type, name, account, limit, used, limit_mode."""
 
 
 @dataclass(frozen=True)

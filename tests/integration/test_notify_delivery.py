@@ -10,10 +10,11 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select, update
 
 from ie_core import App
-from ie_core.events import ACCOUNT_BLOCKED, emit
+from ie_core.events import emit
 from ie_plugins.notify.delivery import Delivery
 from ie_plugins.notify.models import FAILED, HANDED_OVER, PENDING, SENDING, SENT, Notification
 from ie_plugins.notify.service import Notifier
+from ie_plugins.quarantine.event_kinds import ACCOUNT_BLOCKED
 
 ADMIN = "postmaster@example.net"
 

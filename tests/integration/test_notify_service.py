@@ -22,8 +22,10 @@ from sqlalchemy import select
 
 from ie_core import App
 from ie_core.db.models import Account
-from ie_core.events import ACCOUNT_BLOCKED, HELD, LIMIT_EXCEEDED, emit
+from ie_core.events import emit
 from ie_plugins.notify.models import SENT, Notification
+from ie_plugins.quarantine.event_kinds import ACCOUNT_BLOCKED, HELD
+from ie_plugins.ratelimit.counter import LIMIT_EXCEEDED
 from tests.fixtures.paths import BIN
 from tests.fixtures.sink import Received, Sink
 

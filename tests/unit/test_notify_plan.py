@@ -11,12 +11,14 @@ from sqlalchemy import select
 
 from ie_core import App
 from ie_core.db.models import Account
-from ie_core.events import ACCOUNT_BLOCKED, DELETED, HELD, LIMIT_EXCEEDED, RELEASED, Event, emit
+from ie_core.events import Event, emit
 from ie_plugins.notify import options
 from ie_plugins.notify.models import Notification
 from ie_plugins.notify.plan import DigestRequest, handle_event, plan_digests
 from ie_plugins.notify.rendering import Templates
 from ie_plugins.notify.service import Notifier
+from ie_plugins.quarantine.event_kinds import ACCOUNT_BLOCKED, DELETED, HELD, RELEASED
+from ie_plugins.ratelimit.counter import LIMIT_EXCEEDED
 
 ADMIN = "postmaster@example.net"
 
