@@ -1,4 +1,10 @@
-"""``ie-filterd``: the two listeners, graceful SIGTERM, SIGHUP reload."""
+"""``ie-filterd``: the two listeners, the background services, graceful SIGTERM, SIGHUP
+reload.
+
+With ``filter.workers`` > 1 the parent binds the listeners and forks the workers (each
+serves SMTP and runs the ``WORKER`` background services) and one services process (the
+``DAEMON`` services, once per daemon); it restarts any of them that dies.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,16 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from ie_core.app import App, create_app
+from ie_core.background import Runner, Scope
 from ie_core.config import parse_hostport
 from ie_core.db import describe_error, migrate
 from ie_core.errors import IeError
@@ -47,9 +56,12 @@ RESTART_KEYS = (
 class FilterDaemon:
     """Runs the listeners on one asyncio loop; blocking work goes to ``executor``."""
 
-    def __init__(self, app: App, sockets: dict[Direction, socket.socket] | None = None) -> None:
+    def __init__(self, app: App, sockets: dict[Direction, socket.socket] | None = None,
+                 scopes: tuple[Scope, ...] = (Scope.DAEMON, Scope.WORKER)) -> None:
         self.app = app
         self._sockets = sockets or {}
+        self._scopes = scopes
+        self.background: Runner | None = None
         self.listeners: list[Listener] = []
         self.executor = ThreadPoolExecutor(
             max_workers=max(2, 2 * app.config.get("filter.max_concurrent")),
@@ -89,6 +101,8 @@ class FilterDaemon:
                             (signal.SIGINT, self.request_stop), (signal.SIGHUP, self.reload)):
                 loop.add_signal_handler(sig, fn)
         self.app.hooks.startup(self.app)
+        self.background = Runner(self.app.hooks.background(self.app), self._scopes)
+        self.background.start()
 
     def request_stop(self) -> None:
         log.info("event=stopping")
@@ -124,6 +138,8 @@ class FilterDaemon:
         left = sum(x.handler.in_flight for x in self.listeners)
         if left:
             log.warning("event=shutdown_with_messages_in_flight count=%d", left)
+        if self.background is not None:
+            await loop.run_in_executor(None, self.background.stop)
         self.app.hooks.shutdown(self.app)
         for r in self._reinjectors:
             r.close()
@@ -137,66 +153,119 @@ def bind(address: str, what: str) -> socket.socket:
                                 else socket.AF_INET, backlog=128, reuse_port=False)
 
 
-async def run(app: App, sockets: dict[Direction, socket.socket] | None = None) -> None:
-    daemon = FilterDaemon(app, sockets)
+async def run(app: App, sockets: dict[Direction, socket.socket] | None = None,
+              scopes: tuple[Scope, ...] = (Scope.DAEMON, Scope.WORKER)) -> None:
+    daemon = FilterDaemon(app, sockets, scopes)
     await daemon.start()
     await daemon.serve_until_stopped()
 
 
-def run_workers(app: App, count: int) -> int:
-    """Pre-fork model: the parent binds the listeners, ``count`` children serve them.
+def serve_background(app: App) -> None:
+    """The services process: the ``DAEMON`` background services until SIGTERM (the
+    parent answers SIGHUP by restarting this process, so it reads the new configuration)."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda _sig, _frame: stop.set())
+    runner = Runner(app.hooks.background(app), (Scope.DAEMON,))
+    runner.start()
+    while not stop.wait(0.5):
+        pass
+    runner.stop()
 
-    The parent restarts a child that dies unexpectedly and passes SIGTERM/SIGHUP on.
+
+def run_workers(app: App, count: int) -> int:
+    """Pre-fork model: the parent binds the listeners, ``count`` workers serve them and
+    one services process runs the ``DAEMON`` background services.
+
+    The parent restarts a child that dies unexpectedly and passes SIGTERM/SIGHUP on; on
+    SIGHUP the services process is restarted (it reads the configuration anew), the
+    workers reload in place.
     """
     sockets = {Direction.OUTGOING: bind(app.config.get("filter.outgoing_listen"),
                                         "filter.outgoing_listen"),
                Direction.INCOMING: bind(app.config.get("filter.incoming_listen"),
                                         "filter.incoming_listen")}
     app.db.dispose()  # never share database connections across fork
-    children: set[int] = set()
+    workers: set[int] = set()
+    services: int | None = None
     stopping = False
 
-    def spawn() -> None:
+    def fork(child: Callable[[], None], what: str) -> int:
         pid = os.fork()
         if pid == 0:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_DFL)
             code = 0
             try:
-                asyncio.run(run(app, sockets))
+                child()
             except BaseException:
-                log.exception("event=worker_crashed")
+                log.exception("event=%s_crashed", what)
                 code = 1
             finally:
                 os._exit(code)
-        children.add(pid)
+        return pid
+
+    def spawn_worker() -> None:
+        workers.add(fork(lambda: asyncio.run(run(app, sockets, (Scope.WORKER,))), "worker"))
+
+    def spawn_services() -> None:
+        nonlocal services
+
+        def child() -> None:
+            for sock in sockets.values():
+                sock.close()  # this process does not serve SMTP
+            serve_background(_fresh(app))
+
+        services = fork(child, "services")
 
     def forward(sig: int, _frame: object) -> None:
         nonlocal stopping
         if sig in (signal.SIGTERM, signal.SIGINT):
             stopping = True
-        for pid in list(children):
+        for pid in list(workers):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM if sig == signal.SIGINT else sig)
+        if services is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(services, signal.SIGTERM)  # on SIGHUP: restarted below
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
     for _ in range(count):
-        spawn()
-    log.info("event=workers_started count=%d", count)
-    while children:
+        spawn_worker()
+    spawn_services()
+    log.info("event=workers_started count=%d services_pid=%s", count, services)
+    while workers or services is not None:
         try:
             pid, status = os.wait()
         except ChildProcessError:
             break
         except InterruptedError:
             continue
-        children.discard(pid)
+        if pid == services:
+            services = None
+            if not stopping:
+                log.info("event=services_restarting pid=%d status=%d", pid, status)
+                time.sleep(0.5)
+                spawn_services()
+            continue
+        workers.discard(pid)
         if not stopping:
             log.error("event=worker_died pid=%d status=%d; restarting", pid, status)
             time.sleep(0.5)
-            spawn()
+            spawn_worker()
     return 0
+
+
+def _fresh(app: App) -> App:
+    """The configuration as the file says now (the running one if it cannot be read)."""
+    if app.config.path is None:
+        return app
+    try:
+        return create_app(app.config.path, clock=app.clock)
+    except (IeError, SQLAlchemyError) as err:
+        log.error("event=reload_failed error=%s", " ".join(str(err).split())[:300])
+        return app
 
 
 def setup_logging(level: str) -> None:

@@ -5,6 +5,10 @@ An event row is written in the same transaction as the change it describes
 subscriber (the notifier) binds the SUB side, reads the table from its cursor when woken
 and also every ``events.poll_interval`` seconds, so nothing depends on a wake-up
 arriving: a subscriber that was down catches up from the table.
+
+ie-filterd hands every event to the plugins' ``ie_event`` observers itself
+(:func:`observers_service`, a background service that polls the table): observing does
+not depend on the notifier running.
 """
 
 from __future__ import annotations
@@ -14,18 +18,25 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ie_core.background import BackgroundService, periodic
 from ie_core.clock import Clock
 from ie_core.db.models import Event as EventRow
 from ie_core.db.models import EventCursor
 from ie_core.db.session import Database
 
+if TYPE_CHECKING:
+    from ie_core.app import App
+
 log = logging.getLogger("ie.events")
+
+OBSERVERS = "observers"
+"""The cursor name (``event_cursors``) of ie-filterd's ``ie_event`` dispatch."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,14 @@ class Subscriber:
                 self._advance(ev.id)
                 done += 1
 
+    def start_at_end(self) -> None:
+        """A consumer that has never read starts after the newest event (it observes
+        what happens from now on, not the history)."""
+        with self._db.session() as s:
+            if s.get(EventCursor, self._consumer) is None:
+                newest = s.scalar(select(func.max(EventRow.id))) or 0
+                s.add(EventCursor(consumer=self._consumer, last_id=newest))
+
     def _advance(self, event_id: int) -> None:
         with self._db.session() as s:
             cursor = s.get(EventCursor, self._consumer)
@@ -134,3 +153,15 @@ class Subscriber:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def observers_service(app: App) -> BackgroundService | None:
+    """The daemon service that hands each new outbox event to the ``ie_event``
+    observers, at least once; ``None`` when no plugin observes events."""
+    if not app.hooks.pm.hook.ie_event.get_hookimpls():
+        return None
+    reader = Subscriber(app.db, OBSERVERS, app.wake_endpoint,
+                        app.config.get("events.poll_interval"))
+    reader.start_at_end()
+    return periodic("event-observers", app.config.get("events.poll_interval"),
+                    lambda: reader.catch_up(lambda ev: app.hooks.event(app, ev)))

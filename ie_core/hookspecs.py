@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from ie_core.account_options import AccountOption
     from ie_core.app import App
+    from ie_core.background import BackgroundService
     from ie_core.classifier import Classifier
     from ie_core.config import ConfigKey
     from ie_core.events import Event
@@ -155,10 +156,21 @@ def ie_status(app: App) -> Sequence[StatusItem]:
 
 
 @hookspec
+def ie_background(app: App) -> Sequence[BackgroundService]:
+    """Declare background services (:class:`ie_core.background.BackgroundService`): each
+    runs in a thread of its own until the daemon stops, restarted when it raises.  Scope
+    ``DAEMON`` runs once per ie-filterd (with ``filter.workers`` > 1, in the services
+    process), ``WORKER`` in every process that serves SMTP.  Read the configuration
+    here (``app`` is the daemon's); the services start after the listeners."""
+
+
+@hookspec
 def ie_startup(app: App) -> None:
-    """The daemon is starting (after the schema check): start background work here."""
+    """A process that serves SMTP is starting (after the schema check).  With
+    ``filter.workers`` > 1 this runs in every worker: background work belongs in
+    :func:`ie_background`, which runs it once."""
 
 
 @hookspec
 def ie_shutdown(app: App) -> None:
-    """The daemon is stopping: stop background work started in :func:`ie_startup`."""
+    """A process that serves SMTP is stopping: release what :func:`ie_startup` took."""

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from ie_core.account_options import AccountOption
     from ie_core.app import App
+    from ie_core.background import BackgroundService
     from ie_core.classifier import Classifier
     from ie_core.config import ConfigKey
     from ie_core.events import Event
@@ -138,6 +139,15 @@ class Hooks:
 
     def shutdown(self, app: App) -> None:
         self.pm.hook.ie_shutdown(app=app)
+
+    def background(self, app: App) -> list[BackgroundService]:
+        """Every plugin's background services, and core's event observers when any
+        plugin observes events."""
+        from ie_core.events import observers_service
+
+        found = [s for services in self.pm.hook.ie_background(app=app) for s in services]
+        observers = observers_service(app)
+        return found if observers is None else [*found, observers]
 
     def _observe(self, hook: str, **kwargs: Any) -> None:
         """Call every implementation of an observer hook on its own, in pluggy's order,

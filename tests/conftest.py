@@ -22,6 +22,7 @@ from ie_core import App, ManualClock, create_app
 from ie_core.daemon import FilterDaemon
 from ie_core.db import migrate
 from ie_core.db.base import Base
+from tests.fixtures.daemon import wait_for_cli_socket
 from tests.fixtures.sink import Sink, free_port
 
 PG_ADMIN_URL = os.environ.get("IE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -158,6 +159,7 @@ class RunningDaemon:
         self._ready.wait(10)
         if self._error:
             raise self._error
+        wait_for_cli_socket(self.app.config.get("quarantine.cli_socket"))
         return self
 
     def stop(self) -> None:

@@ -23,10 +23,9 @@ from ie_core import (
     hookimpl,
 )
 from ie_core.account_options import AccountOption
+from ie_core.background import BackgroundService
 from ie_core.runtime import RuntimeSetting
 from ie_plugins.incoming import cli, dovecot, policy, spool, stats
-
-_drainers: dict[int, spool.Drainer] = {}
 
 
 @hookimpl
@@ -108,14 +107,5 @@ def ie_config_commands() -> Sequence[click.Command]:
 
 
 @hookimpl
-def ie_startup(app: App) -> None:
-    drainer = spool.Drainer(app)
-    drainer.start()
-    _drainers[id(app)] = drainer
-
-
-@hookimpl
-def ie_shutdown(app: App) -> None:
-    drainer = _drainers.pop(id(app), None)
-    if drainer is not None:
-        drainer.stop()
+def ie_background(app: App) -> Sequence[BackgroundService]:
+    return [spool.drainer(app)]

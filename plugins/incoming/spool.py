@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ie_core import App
+from ie_core.background import BackgroundService
 
 log = logging.getLogger("ie.incoming")
 LABELS = {"spam": True, "ham": False}
@@ -135,28 +136,18 @@ def drain(app: App, spool: Path, max_bytes: int, limit: int = 200) -> DrainResul
     return result
 
 
-class Drainer:
-    """A daemon thread that drains the spool every ``interval`` seconds."""
+def drainer(app: App) -> BackgroundService:
+    """The service that drains the spool every ``incoming.learn_interval`` seconds
+    (reports a crashed drain had claimed are put back first)."""
+    spool = spool_dir(app)
+    max_bytes = app.config.get("incoming.learn_max_bytes")
 
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.spool = spool_dir(app)
-        self.max_bytes = app.config.get("incoming.learn_max_bytes")
-        self.interval = app.config.get("incoming.learn_interval")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="ie-learn-spool", daemon=True)
-
-    def start(self) -> None:
-        recover_stale(self.spool, time.time())
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+    def run(stop: threading.Event) -> None:
+        recover_stale(spool, time.time())
+        while not stop.wait(app.config.get("incoming.learn_interval")):
             try:
-                drain(self.app, self.spool, self.max_bytes)
+                drain(app, spool, max_bytes)
             except Exception:
-                log.exception("event=learn_spool_error spool=%s", self.spool)
+                log.exception("event=learn_spool_error spool=%s", spool)
+
+    return BackgroundService("learn-spool", run)

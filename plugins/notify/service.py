@@ -29,9 +29,9 @@ class Notifier:
         self._stop = threading.Event()
 
     def handle(self, ev: Event) -> None:
-        """One event: plan its notifications, let other plugins observe it."""
+        """One event: plan its notifications (ie-filterd hands events to the ``ie_event``
+        observers itself, whether the notifier runs or not)."""
         handle_event(self.app, self.templates, ev)
-        self.app.hooks.event(self.app, ev)
         self._work.set()
 
     def catch_up(self) -> int:

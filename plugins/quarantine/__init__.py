@@ -23,6 +23,7 @@ from ie_core import (
     Verdict,
     hookimpl,
 )
+from ie_core.background import BackgroundService, periodic
 from ie_core.smtp.reinject import Reinjector
 
 from . import actions, cli
@@ -34,8 +35,6 @@ from .socket_api import CliSocketServer
 log = logging.getLogger("ie.quarantine")
 
 BLOCKED_PRIORITY = 150
-_servers: dict[int, CliSocketServer] = {}
-_servers_lock = threading.Lock()
 
 
 @hookimpl
@@ -108,18 +107,16 @@ def sweep(app: App) -> list[str]:
 
 
 @hookimpl
-def ie_startup(app: App) -> None:
-    server = CliSocketServer(QuarantineService(app), app.config.get("quarantine.cli_socket"),
-                             tick=lambda: sweep(app),
-                             tick_interval=app.config.get("quarantine.sweep_interval"))
-    with _servers_lock:
-        _servers[id(app)] = server.start()
+def ie_background(app: App) -> Sequence[BackgroundService]:
+    path = app.config.get("quarantine.cli_socket")
 
+    def serve_cli(stop: threading.Event) -> None:
+        service = QuarantineService(app)
+        try:
+            CliSocketServer(service, path).serve(stop)
+        finally:
+            service.close()
 
-@hookimpl
-def ie_shutdown(app: App) -> None:
-    with _servers_lock:
-        server = _servers.pop(id(app), None)
-    if server is not None:
-        server.stop()
-        server.service.close()
+    return [BackgroundService("quarantine-cli-socket", serve_cli),
+            periodic("quarantine-sweep", app.config.get("quarantine.sweep_interval"),
+                     lambda: sweep(app), first=0)]

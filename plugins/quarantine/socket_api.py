@@ -1,6 +1,6 @@
 """The local socket through which non-root ``ie-cli`` users reach the quarantine.
 
-The daemon serves it (started by ``ie_startup``).  The kernel tells us who connected
+The daemon serves it (a background service, once per ie-filterd).  The kernel tells us who connected
 (``SO_PEERCRED``): uid 0 is root, any other uid acts as the hosting account named like
 its Unix user.  The request is one JSON line ``{"op": ..., "args": {...}}``; the answer
 is one JSON line ``{"ok": true, "result": ...}`` or ``{"ok": false, "kind": ...,
@@ -26,7 +26,6 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -65,37 +64,50 @@ def peer_caller(conn: socket.socket) -> Caller | None:
 
 
 class CliSocketServer:
-    """Accepts connections in a thread; each request runs in a thread of its own.
+    """Accepts connections until stopped; each request runs in a thread of its own."""
 
-    ``tick`` (if given) is called every ``tick_interval`` seconds from the accept thread
-    (the quarantine's file sweeper).
-    """
-
-    def __init__(self, service: QuarantineService, path: str,
-                 tick: Callable[[], object] | None = None, tick_interval: float = 3600.0) -> None:
+    def __init__(self, service: QuarantineService, path: str) -> None:
         self.service = service
         self.path = Path(path) if path else None
-        self._tick = tick
-        self._tick_interval = tick_interval
-        self._sock: socket.socket | None = None
         self._inode: int | None = None
-        self._stop = threading.Event()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._per_uid: dict[int, int] = {}
         self._per_uid_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="ie-quarantine-cli",
-                                        daemon=True)
 
-    def start(self) -> CliSocketServer:
-        if self.path is not None:
-            try:
-                self._sock = self._bind(self.path)
-            except OSError as err:  # mail must flow even if owners' CLI cannot be served
-                log.error("event=cli_socket_failed path=%s error=%s; non-root ie-cli users "
-                          "cannot reach the quarantine (set quarantine.cli_socket)",
-                          self.path, err.strerror or err)
-        self._thread.start()
-        return self
+    def serve(self, stop: threading.Event) -> None:
+        """Bind the socket and accept until ``stop`` is set; then remove the socket file."""
+        sock = self._open()
+        if sock is None:
+            stop.wait()
+            return
+        try:
+            while not stop.is_set():
+                ready, _, _ = select.select([sock], [], [], 0.5)
+                if not ready:
+                    continue
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    continue
+                self._admit(conn)
+        finally:
+            sock.close()
+            try:  # only our own socket file, not one a newer daemon bound since
+                if self.path is not None and self.path.stat().st_ino == self._inode:
+                    self.path.unlink()
+            except OSError:
+                pass
+
+    def _open(self) -> socket.socket | None:
+        if self.path is None:
+            return None
+        try:
+            return self._bind(self.path)
+        except OSError as err:  # mail must flow even if owners' CLI cannot be served
+            log.error("event=cli_socket_failed path=%s error=%s; non-root ie-cli users "
+                      "cannot reach the quarantine (set quarantine.cli_socket)",
+                      self.path, err.strerror or err)
+            return None
 
     def _bind(self, path: Path) -> socket.socket | None:
         if not path.parent.exists():
@@ -113,38 +125,6 @@ class CliSocketServer:
         self._inode = path.stat().st_ino
         log.info("event=cli_socket_listening path=%s", path)
         return sock
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        if self._sock is not None:
-            self._sock.close()
-            try:  # only our own socket file, not one a newer daemon bound since
-                if self.path is not None and self.path.stat().st_ino == self._inode:
-                    self.path.unlink()
-            except OSError:
-                pass
-
-    def _loop(self) -> None:
-        next_tick = time.monotonic()
-        while not self._stop.is_set():
-            if self._tick is not None and time.monotonic() >= next_tick:
-                next_tick = time.monotonic() + self._tick_interval
-                try:
-                    self._tick()
-                except Exception:
-                    log.exception("event=quarantine_tick_failed")
-            if self._sock is None:
-                self._stop.wait(0.5)
-                continue
-            ready, _, _ = select.select([self._sock], [], [], 0.5)
-            if not ready:
-                continue
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                continue
-            self._admit(conn)
 
     def _admit(self, conn: socket.socket) -> None:
         """Serve ``conn`` in a thread of its own if its uid and the service have room;

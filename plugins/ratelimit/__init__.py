@@ -33,6 +33,7 @@ from ie_core import (
     Verdict,
     hookimpl,
 )
+from ie_core.background import BackgroundService, periodic
 from ie_core.runtime import RuntimeSetting, current
 
 from . import counter
@@ -44,7 +45,6 @@ from .objects import ensure, object_keys, read_ids
 STAGE = "ratelimit"
 REASON = "ratelimit"
 _NOT_SENT = (Action.QUARANTINE, Action.REJECT, Action.TEMPFAIL)
-_workers: dict[int, AutoReleaser] = {}
 
 
 def check(app: App, ctx: MessageContext) -> Finding | None:
@@ -127,18 +127,10 @@ def ie_runtime_settings() -> Sequence[RuntimeSetting]:
 
 
 @hookimpl
-def ie_startup(app: App) -> None:
-    worker = AutoReleaser(app, app.config.get("ratelimit.auto_release_interval"),
-                          timedelta(days=app.config.get("ratelimit.keep_days")))
-    _workers[id(app)] = worker
-    worker.start()
-
-
-@hookimpl
-def ie_shutdown(app: App) -> None:
-    worker = _workers.pop(id(app), None)
-    if worker is not None:
-        worker.stop()
+def ie_background(app: App) -> Sequence[BackgroundService]:
+    releaser = AutoReleaser(app, timedelta(days=app.config.get("ratelimit.keep_days")))
+    return [periodic("auto-release", app.config.get("ratelimit.auto_release_interval"),
+                     releaser.step)]
 
 
 @hookimpl

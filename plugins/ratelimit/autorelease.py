@@ -10,7 +10,6 @@ back.  A claim left behind by a crashed process expires after :data:`CLAIM_TIMEO
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, or_, select
@@ -136,33 +135,18 @@ def prune(app: App, keep: timedelta) -> None:
 
 
 class AutoReleaser:
-    """The background thread ``ie_startup`` starts: a pass every ``interval`` seconds
-    while the setting is on, and the hourly prune."""
+    """One pass of the auto-release service: release what the limits now allow (while
+    the setting is on), and forget old records once per window."""
 
-    def __init__(self, app: App, interval: float, keep: timedelta) -> None:
+    def __init__(self, app: App, keep: timedelta) -> None:
         self.app = app
-        self.interval = interval
         self.keep = keep
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="ie-auto-release",
-                                        daemon=True)
+        self._last_prune: datetime | None = None
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def _main(self) -> None:
-        last_prune = None
-        while not self._stop.wait(self.interval):
-            try:
-                if current(self.app, AUTO_RELEASE):
-                    release_due(self.app)
-                now = self.app.clock.now()
-                if last_prune is None or now - last_prune >= WINDOW:
-                    prune(self.app, self.keep)
-                    last_prune = now
-            except Exception:
-                log.exception("event=auto_release_error")
+    def step(self) -> None:
+        if current(self.app, AUTO_RELEASE):
+            release_due(self.app)
+        now = self.app.clock.now()
+        if self._last_prune is None or now - self._last_prune >= WINDOW:
+            prune(self.app, self.keep)
+            self._last_prune = now
