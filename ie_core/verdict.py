@@ -45,7 +45,7 @@ class Finding:
 
     ``reason`` is the short code that ends up in the quarantine's reasons list
     (``spam``, ``winexec``, ``ratelimit``, ``blocked`` ...); ``None`` for a finding that
-    only contributes a score or ends the pipeline (a whitelist bypass).  ``action`` is the
+    only contributes a score or ends the checks (a whitelist bypass).  ``action`` is the
     action this finding asks for; the policy step takes the most severe one asked.
     ``final`` ends the check phase after this stage (later checks do not run; decisions
     and decorations still do).  ``bypass`` marks a whitelist finding (it is final).
