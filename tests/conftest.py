@@ -159,7 +159,8 @@ class RunningDaemon:
         self._ready.wait(10)
         if self._error:
             raise self._error
-        wait_for_cli_socket(self.app.config.get("quarantine.cli_socket"))
+        if "quarantine" not in self.app.config.get("plugins.disabled"):
+            wait_for_cli_socket(self.app.config.get("quarantine.cli_socket"))
         return self
 
     def stop(self) -> None:

@@ -98,7 +98,7 @@ def test_the_lookup_does_not_wait_for_the_sqlite_write_lock(make_app, tmp_path):
     writer = sqlite3.connect(tmp_path / "data" / "ie.db", isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # another transaction holds the write lock
     try:
-        assert duplicate_reply(app, ctx) == (
+        assert str(duplicate_reply(app, ctx)) == (
             "250 2.0.0 Ok: delivered as earlier (duplicate not sent again)")
     finally:
         writer.execute("ROLLBACK")
