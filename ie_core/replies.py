@@ -35,7 +35,13 @@ REJECT = Reply(550, "5.7.1 Message refused by policy")
 INTERNAL_ERROR = Reply(451, "4.3.0 Internal filter error, try again later")
 HOLD_FAILED = Reply(451, "4.3.0 Cannot hold message safely, try again later")
 
-# The session: limits, and aiosmtpd's own wording replaced.
+# The session: the protocol, limits, and aiosmtpd's own wording replaced.
+SENDER_OK = Reply(250, "2.1.0 Ok")
+OK = Reply(250, "2.0.0 Ok")
+BYE = Reply(221, "2.0.0 Bye")
+START_DATA = Reply(354, "End data with <CR><LF>.<CR><LF>")
+NEED_RCPT = Reply(503, "5.5.1 Error: need RCPT command")
+DATA_SYNTAX = Reply(501, "5.5.4 Syntax: DATA")
 TOO_BIG = Reply(552, "5.3.4 Message size exceeds fixed maximum message size")
 TOO_MANY_SESSIONS = Reply(421, "4.3.2 Too many sessions, try again later")
 LINE_TOO_LONG = Reply(500, "5.5.2 Line too long")

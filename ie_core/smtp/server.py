@@ -144,12 +144,12 @@ class FilterSMTP(SMTP):
         envelope = self.envelope
         assert isinstance(envelope, FilterEnvelope)
         if not envelope.rcpt_tos:
-            await self.push("503 5.5.1 Error: need RCPT command")
+            await self.push(str(replies.NEED_RCPT))
             return
         if arg:
-            await self.push("501 5.5.4 Syntax: DATA")
+            await self.push(str(replies.DATA_SYNTAX))
             return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        await self.push(str(replies.START_DATA))
         limits = self.filter.limits
         with tempfile.SpooledTemporaryFile(max_size=max(1, limits.spool_threshold),
                                            dir=str(limits.spool_dir)) as body:
@@ -238,7 +238,7 @@ class FilterHandler:
             return str(replies.NEEDS_SMTPUTF8)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
-        return "250 2.1.0 Ok"
+        return str(replies.SENDER_OK)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
@@ -275,10 +275,10 @@ class FilterHandler:
         return reply
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        return "250 2.0.0 Ok"
+        return str(replies.OK)
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        return "221 2.0.0 Bye"
+        return str(replies.BYE)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if not isinstance(envelope, FilterEnvelope) or envelope.body is None:
