@@ -1,4 +1,5 @@
-"""The hooks a plugin may implement.  Each is documented in ``docs/hooks.md``.
+"""The hooks a plugin may implement.  ``docs/hooks.md`` is generated from the docstrings
+below (``python docs/gen_hooks.py``): write them in Markdown.
 
 Implement a hook with the :data:`ie_core.hookimpl` marker in a module or object that is
 registered through the ``ie`` entry-point group.  Hooks that collect (no ``firstresult``)
@@ -35,142 +36,168 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 
 @hookspec
 def ie_config_keys() -> Sequence[ConfigKey]:
-    """Declare configuration keys this plugin reads (section, name, type, default, doc).
+    """Declare the configuration keys the plugin reads (`ie_core.ConfigKey`: section,
+    name, type, default, doc).  Called before the configuration file is validated: a key
+    no plugin declares is rejected."""
 
-    Called before the configuration file is validated: a key no plugin declares is
-    rejected.  Return a sequence of :class:`ie_core.ConfigKey`.
-    """
+
+@hookspec
+def ie_migration_locations() -> Sequence[str]:
+    """Folders holding the plugin's Alembic revisions (its tables, declared on
+    `ie_core.db.Base`).  The revisions are a branch of their own
+    (`branch_labels = ("name",)`) that starts at a core revision
+    (`down_revision = "0001_core"`); `ie-config db upgrade` brings every branch to its
+    head.  Every installed plugin's folders count, disabled ones included, so a
+    database keeps one consistent history whatever is switched off."""
 
 
 @hookspec
 def ie_stages(app: App) -> Sequence[Stage]:
-    """Register pipeline stages.  Return a sequence of :class:`ie_core.Stage`.
+    """Register pipeline stages (`ie_core.Stage`): a unique `name`, `run(ctx) -> Finding |
+    None` (called in a worker thread; it may block), the `directions` it handles, its
+    `phase`, a `priority` used within the phase when the configuration gives no order,
+    and a one-line `description`.
 
-    Each stage declares its :class:`ie_core.Phase`: checks look at the message, decisions
-    see the checks' verdict (``ctx.verdict``) and may add a finding, decorations change
-    the copy that leaves (``ctx.add_header``...) once the verdict is final.  Stage names
-    are unique across plugins; within a phase the order comes from the configuration
-    (``pipeline.outgoing`` / ``pipeline.incoming``, which may not put a stage before one
-    of an earlier phase) or the priority.
-    """
+    The phases run in order.  Checks (`Phase.CHECK`) look at the message; a finding with
+    `final=True` (or a whitelist `bypass`) ends the checks.  Decisions (`Phase.DECIDE`)
+    see the checks' verdict (`ctx.verdict`) and may add a finding; they always run.
+    Decorations (`Phase.DECORATE`) see the final verdict and change only the copy that
+    leaves (`ctx.add_header`, `ctx.remove_header`, `ctx.prefix_header`, delivery groups);
+    they return `None`.  A configured order (`pipeline.outgoing`, `pipeline.incoming`)
+    that puts a stage before one of an earlier phase is refused at start.  A stage that
+    raises makes the message a tempfail (451), logged with the stage's name."""
 
 
 @hookspec(firstresult=True)
 def ie_resolve_account(app: App, identity: SenderIdentity) -> str | None:
-    """Name the hosting account of a sender, or return ``None`` to let the next resolver try.
-
-    ``identity`` already holds the sender email, domain, authenticated user and local
-    user.  First non-``None`` answer wins; when nobody answers the account is ``root``.
-    """
+    """Name the hosting account of a sender, or return `None` to let the next resolver
+    try.  `identity` holds the sender email, domain, authenticated user and local user as
+    our MTA reported them.  When no plugin answers the account is `root`."""
 
 
 @hookspec
 def ie_runtime_settings() -> Sequence[RuntimeSetting]:
-    """Declare settings admins change at run time with ``ie-cli filter-settings``
-    (stored in the database, read per message with ``ie_core.runtime.current``)."""
+    """Declare settings admins change at run time (`ie_core.runtime.RuntimeSetting`:
+    dotted `name`, `type`, `default`, `doc`, `choices`).  `ie-cli filter-settings` lists
+    and sets them (`--winexec-allow-outgoing yes`; `default` or `-1` restores the
+    default); they live in the database and plugins read them per message with
+    `ie_core.runtime.current(app, setting)`."""
 
 
 @hookspec(firstresult=True)
 def ie_is_whitelisted(app: App, kind: str, address: str) -> bool | None:
-    """Is ``address`` on the ``kind`` whitelist (``authuser``, ``sender`` or
-    ``recipient``)?  ``None`` when no plugin keeps whitelists."""
+    """Is `address` on the `kind` whitelist (`authuser`, `sender` or `recipient`)?
+    `None` when no plugin keeps whitelists (then nothing is whitelisted)."""
 
 
 @hookspec(firstresult=True)
 def ie_hold(app: App, ctx: MessageContext, verdict: Verdict) -> str | None:
     """Durably hold a message the policy sent to quarantine; return the held id.
 
-    Must return only after the bytes and the row are committed (the daemon answers 250
-    on that).  Raise on any failure: the daemon then answers 451 and the MTA keeps the
-    message.  ``None`` means "not mine"; if no plugin holds it the answer is 451.
-    """
-
-
-@hookspec
-def ie_message_processed(app: App, ctx: MessageContext, verdict: Verdict) -> None:
-    """Observe a message after the pipeline chose its verdict (not for ``ie-cli check``).
-
-    Called in a worker thread before the action is carried out.  An exception here is
-    logged and turns into a tempfail, like a failing stage.
-    """
-
-
-@hookspec
-def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: Outcome) -> None:
-    """Observe what was done with a message: ``outcome.result`` is a
-    :class:`ie_core.Result` (``DELIVERED``, ``HELD`` with ``outcome.held_id``,
-    ``REJECTED``, ``TEMPFAILED``, or the downstream's answer ``REJECTED_DOWNSTREAM`` /
-    ``TEMPFAILED_DOWNSTREAM``).  Each plugin is called on its own: one that raises is
-    logged and the others still run (the message is already safe).  A retry suppressed as
-    a duplicate is not observed again."""
-
-
-@hookspec
-def ie_event(app: App, event: Event) -> None:
-    """Observe an event read from the outbox (run by an event subscriber such as the
-    notifier, at least once per event)."""
-
-
-@hookspec
-def ie_classifiers(app: App) -> Sequence[Classifier]:
-    """Offer classifier backends (see :mod:`ie_core.classifier`); the configuration picks
-    one per direction by its ``name``."""
-
-
-@hookspec
-def ie_learn(app: App, raw: bytes, spam: bool) -> None:
-    """Train the configured classifiers with one message (a quarantine release trains
-    ham, a delete with ``--spam`` trains spam, a move into or out of Junk either)."""
+    Return only after the bytes and the row are committed (the daemon answers 250 on
+    that).  Raise on any failure: the daemon then answers 451 and the MTA keeps the
+    message.  `None` means "not mine"; if no plugin holds it the answer is 451."""
 
 
 @hookspec(firstresult=True)
 def ie_release(app: App, held_id: str, actor: str) -> bool | None:
-    """Release a held message as ``actor`` (no per-user release limit applies).
+    """Release a held message as `actor`, without a per-user release limit (auto-release
+    uses it).  `True`: the MTA accepted it for every recipient; `False`: it stays held
+    (the reason is logged); `None`: no plugin holds mail.  Raises `ie_core.NotFound` when
+    no held message has that id (deleted or released meanwhile)."""
 
-    Return ``True`` when the MTA accepted it for every recipient, ``False`` when it stays
-    held (the reason is logged), ``None`` when no plugin holds mail.  Raises
-    :class:`~ie_core.errors.NotFound` when no held message has that id.
-    """
+
+@hookspec
+def ie_classifiers(app: App) -> Sequence[Classifier]:
+    """Offer classifier backends (`ie_core.classifier.Classifier`: `name`,
+    `classify(raw, envelope=None)`, `learn(raw, spam)`, `forget(raw, spam)`, `stats()`);
+    the configuration picks one per direction by its `name`.  The classify stage passes
+    an `ie_core.classifier.Envelope` (`mail_from`, `""` for `<>`; `rcpt_tos`,
+    `client_ip`, `queue_id`, `auth_user`; frozen); other callers (the benchmark) may pass
+    none.  A backend may also offer `check(timeout) -> str`
+    (`ie_core.classifier.HealthCheck`): a cheap reachability test for `ie-config status`
+    that returns what it checked or raises `ClassifierUnavailable`; backends without it
+    are checked with `stats()`."""
+
+
+@hookspec
+def ie_learn(app: App, raw: bytes, spam: bool) -> None:
+    """Train the configured classifiers with one message: a quarantine release trains
+    ham, a delete with `--spam` trains spam, a move into or out of Junk either."""
+
+
+@hookspec
+def ie_message_processed(app: App, ctx: MessageContext, verdict: Verdict) -> None:
+    """Observe a message after the pipeline chose its verdict and before the action is
+    carried out (not for `ie-cli check`).  Called in a worker thread; an exception here
+    is logged and makes the message a tempfail, like a failing stage."""
+
+
+@hookspec
+def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: Outcome) -> None:
+    """Observe what was done with a message.  `outcome` is an `ie_core.Outcome`: its
+    `result` is an `ie_core.Result` (`DELIVERED`, `HELD` with `outcome.held_id`,
+    `REJECTED`, `TEMPFAILED`, or the downstream's answer `REJECTED_DOWNSTREAM` /
+    `TEMPFAILED_DOWNSTREAM`), `outcome.left` says whether the message left, and
+    `str(outcome)` is the form in the message log (`delivered`, `held:<id>` ...).  Each
+    plugin is called on its own: one that raises is logged and the others still run (the
+    message is already safe).  A retry suppressed as a duplicate is not observed again."""
+
+
+@hookspec
+def ie_event(app: App, event: Event) -> None:
+    """Observe an outbox event, at least once per event: ie-filterd reads new events
+    every `events.poll_interval` seconds and hands them over, once per daemon, whether
+    the notifier runs or not.  Event kinds and payloads belong to the emitting plugin
+    (`ie_plugins.quarantine.event_kinds`: `held`, `released`, `deleted`, `evicted`,
+    `account_blocked`; the send limits: `limit_exceeded`)."""
 
 
 @hookspec
 def ie_cli_commands(app: App) -> Sequence[click.Command]:
-    """Add commands (or groups) to ``ie-cli``.  ``app`` is there to shape the commands
-    (options other plugins declare); inside a command use ``ie_core.commands.get_app()``."""
+    """Add commands or groups to `ie-cli`.  `app` is there to shape the commands (for
+    example with the options other plugins declare); inside a command,
+    `ie_core.commands.get_app()` gives the `App`."""
 
 
 @hookspec
 def ie_config_commands(app: App) -> Sequence[click.Command]:
-    """Add commands to ``ie-config`` (deployment and service control)."""
+    """Add commands to `ie-config` (deployment and service control)."""
 
 
 @hookspec
 def ie_account_options() -> Sequence[AccountOption]:
-    """Declare per-account switches for ``ie-cli accounts edit``/``accounts list``
-    (see :class:`ie_core.account_options.AccountOption`)."""
+    """Declare per-account switches (`ie_core.account_options.AccountOption`: `name`,
+    `choices`, `doc`, `get(app, account)`, `set(app, account, value)`) that become
+    `--name` options of `ie-cli accounts edit` and fields of `ie-cli accounts list`, e.g.
+    the incoming plugin's `--incoming on|off`."""
 
 
 @hookspec
 def ie_status(app: App) -> Sequence[StatusItem]:
-    """Report health items for ``ie-config status`` (name, ok, detail)."""
+    """Report health items for `ie-config status` (name, ok, detail); a failing item
+    with `required=True` makes the command exit non-zero."""
 
 
 @hookspec
 def ie_background(app: App) -> Sequence[BackgroundService]:
-    """Declare background services (:class:`ie_core.background.BackgroundService`): each
-    runs in a thread of its own until the daemon stops, restarted when it raises.  Scope
-    ``DAEMON`` runs once per ie-filterd (with ``filter.workers`` > 1, in the services
-    process), ``WORKER`` in every process that serves SMTP.  Read the configuration
-    here (``app`` is the daemon's); the services start after the listeners."""
+    """Declare background services (`ie_core.background.BackgroundService`: a `name`,
+    `run(stop_event)` that works until the event is set, and a `scope`).  Each runs in a
+    thread of its own from the moment the listeners are up until the daemon stops, and
+    is started again when it raises.  `Scope.DAEMON` runs once per ie-filterd (with
+    `filter.workers` > 1, in the services process beside the workers), `Scope.WORKER` in
+    every process that serves SMTP.  `ie_core.background.periodic(name, every, step)`
+    makes a service of a function called every so many seconds (an exception in one pass
+    is logged and the next pass comes as usual)."""
 
 
 @hookspec
 def ie_startup(app: App) -> None:
-    """A process that serves SMTP is starting (after the schema check).  With
-    ``filter.workers`` > 1 this runs in every worker: background work belongs in
-    :func:`ie_background`, which runs it once."""
+    """A process that serves SMTP is starting (schema checked, listeners up).  With
+    `filter.workers` > 1 this runs in every worker: background work belongs in
+    `ie_background`, which runs it once."""
 
 
 @hookspec
 def ie_shutdown(app: App) -> None:
-    """A process that serves SMTP is stopping: release what :func:`ie_startup` took."""
+    """A process that serves SMTP is stopping: release what `ie_startup` took."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Sequence
+from pathlib import Path
 
 from ie_core import App, ConfigKey, hookimpl
 from ie_core.classifier import Classifier
@@ -44,3 +45,8 @@ def ie_classifiers(app: App) -> Sequence[Classifier]:
             found = _instances[app] = BuiltinClassifier(app, limits)
         found.limits = limits  # a reload (SIGHUP) keeps the App and its token cache
     return [found]
+
+
+@hookimpl
+def ie_migration_locations() -> Sequence[str]:
+    return [str(Path(__file__).parent / "migrations")]

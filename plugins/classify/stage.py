@@ -96,4 +96,5 @@ def stages(app: App) -> Sequence[Stage]:
             raise ConfigError(f"{key} must be one of {', '.join(FALLBACKS)}, "
                               f"not {app.config.get(key)!r}")
     return [Stage(name=NAME, run=lambda ctx: classify(app, ctx, backends[ctx.direction]),
-                  priority=PRIORITY)]
+                  priority=PRIORITY,
+                  description="score with the direction's classifier: hold or junk spam")]

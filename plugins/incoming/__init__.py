@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC
+from pathlib import Path
 
 import click
 
@@ -109,3 +110,8 @@ def ie_config_commands() -> Sequence[click.Command]:
 @hookimpl
 def ie_background(app: App) -> Sequence[BackgroundService]:
     return [spool.drainer(app)]
+
+
+@hookimpl
+def ie_migration_locations() -> Sequence[str]:
+    return [str(Path(__file__).parent / "migrations")]

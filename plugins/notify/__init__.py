@@ -8,6 +8,7 @@ digests and template samples by hand.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 from sqlalchemy import func, select
@@ -47,3 +48,8 @@ def ie_status(app: App) -> Sequence[StatusItem]:
     return [StatusItem("notifications", failed == 0,
                        f"{pending} pending, {failed} failed (ie-cli notify list --state "
                        "failed)", required=False)]
+
+
+@hookimpl
+def ie_migration_locations() -> Sequence[str]:
+    return [str(Path(__file__).parent / "migrations")]

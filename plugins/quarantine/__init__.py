@@ -8,6 +8,7 @@ import functools
 import logging
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 from sqlalchemy import select
@@ -64,7 +65,8 @@ def ie_stages(app: App) -> Sequence[Stage]:
         return None
 
     return [Stage(name="blocked", run=blocked, directions=frozenset({Direction.OUTGOING}),
-                  priority=BLOCKED_PRIORITY)]
+                  priority=BLOCKED_PRIORITY,
+                  description="hold all mail of an account in state block")]
 
 
 @hookimpl
@@ -120,3 +122,8 @@ def ie_background(app: App) -> Sequence[BackgroundService]:
     return [BackgroundService("quarantine-cli-socket", serve_cli),
             periodic("quarantine-sweep", app.config.get("quarantine.sweep_interval"),
                      lambda: sweep(app), first=0)]
+
+
+@hookimpl
+def ie_migration_locations() -> Sequence[str]:
+    return [str(Path(__file__).parent / "migrations")]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import click
 from sqlalchemy import func, select
@@ -152,3 +153,8 @@ def ie_status(app: App) -> Sequence[StatusItem]:
 @hookimpl
 def ie_cli_commands() -> Sequence[click.Command]:
     return [am]
+
+
+@hookimpl
+def ie_migration_locations() -> Sequence[str]:
+    return [str(Path(__file__).parent / "migrations")]

@@ -14,6 +14,7 @@ limit, a decision that runs after the checks).  Other plugins ask
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
@@ -86,3 +87,8 @@ def ie_is_whitelisted(app: App, kind: str, address: str) -> bool | None:
 @hookimpl
 def ie_cli_commands() -> Sequence[click.Command]:
     return [whitelist]
+
+
+@hookimpl
+def ie_migration_locations() -> Sequence[str]:
+    return [str(Path(__file__).parent / "migrations")]

@@ -90,7 +90,8 @@ def ie_stages(app: App) -> Sequence[Stage]:
     _limits(app)  # a bad configuration stops the daemon at start, not one message later
     _incoming_action(app)
     _extensions(app)
-    return [Stage(name=STAGE, run=lambda ctx: check(app, ctx), priority=PRIORITY)]
+    return [Stage(name=STAGE, run=lambda ctx: check(app, ctx), priority=PRIORITY,
+                  description="hold Windows executables, also inside archives")]
 
 
 def check(app: App, ctx: MessageContext) -> Finding | None:

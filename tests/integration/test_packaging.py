@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,28 @@ def test_third_party_plugin_adds_a_stage_and_a_command_and_can_be_disabled(
     assert out.returncode != 0 and "No such command" in out.stderr
 
 
+def test_third_party_plugin_ships_its_table_through_its_own_migration(sample_site, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(sample_site)}
+    cfg = write_config(tmp_path / "ie.toml", {"ie.data_dir": str(tmp_path / "d")})
+    config = [str(BIN / "ie-config"), "--config", str(cfg)]
+    out = run(config + ["db", "upgrade"], env=env)
+    assert out.returncode == 0, out.stderr
+    with sqlite3.connect(tmp_path / "d" / "ie.db") as con:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+        versions = {r[0] for r in con.execute("SELECT version_num FROM alembic_version")}
+    assert "sample_notes" in tables and "sample_0001" in versions
+    out = run(config + ["db", "check"], env=env)
+    assert out.returncode == 0 and "sample_0001" in out.stdout
+
+    cfg.write_text(cfg.read_text() + '[plugins]\ndisabled = ["sample"]\n')
+    assert run(config + ["db", "check"], env=env).returncode == 0  # its history stays known
+
+    gone = {k: v for k, v in env.items() if k != "PYTHONPATH"}  # the plugin uninstalled
+    out = run(config + ["db", "check"], env=gone)
+    assert out.returncode != 0
+    assert len(out.stderr.strip().splitlines()) == 1 and "sample_0001" in out.stderr
+
+
 def test_wheel_in_a_fresh_venv_outside_the_tree(tmp_path):
     dist = tmp_path / "dist"
     out = run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
@@ -85,6 +108,8 @@ def test_wheel_in_a_fresh_venv_outside_the_tree(tmp_path):
              "print(all(u.find_spec(n) is None for n in ('plugins','cli','migrations')));"
              "print(r.files('ie_migrations').joinpath('env.py').is_file());"
              "print(any(p.name.endswith('.py') for p in "
-             "r.files('ie_migrations').joinpath('versions').iterdir()))")
+             "r.files('ie_migrations').joinpath('versions').iterdir()));"
+             "print(r.files('ie_plugins.quarantine.migrations')"
+             ".joinpath('0002_quarantine.py').is_file())")
     out = run([str(bindir / "python"), "-c", probe], cwd=tmp_path, env=env)
-    assert out.stdout.split() == ["True", "True", "True"], out.stderr
+    assert out.stdout.split() == ["True", "True", "True", "True"], out.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -41,3 +42,15 @@ def test_every_config_key_is_documented_with_its_default(key) -> None:
     default = key.default if isinstance(key.default, str) else json.dumps(key.default)
     shown = f'`"{default}"`' if isinstance(key.default, str) else f"`{default}`"
     assert any(shown in row for row in rows), f"{key.dotted}: default {shown} not documented"
+
+
+def test_the_hook_reference_is_generated_from_the_code() -> None:
+    """docs/hooks.md's reference part comes from the hookspecs' docstrings, the stages
+    the plugins register and ``PUBLIC_MODULES`` (docs/gen_hooks.py): it cannot drift."""
+    spec = importlib.util.spec_from_file_location("gen_hooks", DOCS / "gen_hooks.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    current = (DOCS / "hooks.md").read_text(encoding="utf-8")
+    assert gen.MARKER in current
+    assert gen.render(current) == current, "docs/hooks.md is stale: run python docs/gen_hooks.py"

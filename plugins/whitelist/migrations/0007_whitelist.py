@@ -7,7 +7,7 @@ Revises: 0001_core
 import sqlalchemy as sa
 from alembic import op
 
-from ie_core.db.base import UTCDateTime
+from ie_core.db import UTCDateTime
 
 revision = "0007_whitelist"
 down_revision = "0001_core"
