@@ -94,6 +94,8 @@ def test_a_bad_pipeline_or_address_stops_it_at_start_with_one_line(tmp_path):
     for name, values, message in (
             ("typo", {"pipeline.outgoing": ["whitelist", "clasify"]},
              "no loaded plugin provides a stage named 'clasify'"),
+            ("phases", {"pipeline.outgoing": ["whitelist", "ratelimit", "classify"]},
+             "stage 'classify' (check) is listed after 'ratelimit' (decide)"),
             ("addr", {"filter.reinject": "localhost"}, "filter.reinject must be HOST:PORT"),
             ("backend", {"classify.outgoing_backend": "rspamd", "rspamd.address": "localhost"},
              "rspamd.address must be HOST:PORT")):
