@@ -1,5 +1,5 @@
-"""Storage on SQLite and PostgreSQL: migrations both ways, the message log, settings,
-the events outbox and its wake-ups."""
+"""Storage on SQLite and PostgreSQL: migrations both ways, a previous release's database
+upgraded, the message log, settings, the events outbox and its wake-ups."""
 
 from __future__ import annotations
 
