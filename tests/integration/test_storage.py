@@ -4,10 +4,13 @@ upgraded, the message log, settings, the events outbox and its wake-ups."""
 from __future__ import annotations
 
 import smtplib
+import sqlite3
 import threading
 import time
 import uuid
+from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
 
@@ -47,6 +50,49 @@ def test_upgrade_downgrade_upgrade(fresh_db):
     assert set(inspect(fresh_db.engine).get_table_names()) <= {"alembic_version"}
     migrate.upgrade(fresh_db)
     migrate.check(fresh_db)
+
+
+DUMPS = Path(__file__).resolve().parents[1] / "fixtures" / "release_db"
+OLD_HEADS = {"0002_quarantine", "0003_ratelimit", "0004_bayes", "0005_incoming",
+             "0006_notify", "0007_whitelist", "0008_message_log_digest"}
+
+
+def load_release_dump(db: Database) -> None:
+    """A database made by the previous release (0.1.0, every revision in core's folder):
+    the dumps were written after that release's ``ie-config db upgrade``, ``ie-cli
+    whitelist sender add partner.example`` and ``ie-cli am server-settings set --account
+    200``."""
+    if db.url.startswith("sqlite"):
+        with sqlite3.connect(db.url.split("///", 1)[1]) as con:
+            con.executescript((DUMPS / "ie-0.1.0.sqlite.sql").read_text())
+        return
+    with psycopg.connect(db.url.replace("postgresql+psycopg", "postgresql"),
+                         autocommit=True) as conn:
+        conn.execute((DUMPS / "ie-0.1.0.postgresql.sql").read_text().encode())
+
+
+def test_a_previous_release_database_upgrades_and_keeps_its_data(fresh_db):
+    load_release_dump(fresh_db)
+    assert migrate.current_heads(fresh_db) == OLD_HEADS
+    migrate.upgrade(fresh_db)
+    migrate.check(fresh_db)
+    assert migrate.current_heads(fresh_db) == migrate.script_heads(fresh_db)
+    with fresh_db.engine.connect() as conn:
+        entries = conn.execute(text("SELECT kind, value FROM whitelist_entries")).all()
+        settings = dict(conn.execute(text("SELECT key, value FROM settings")).all())
+    assert [tuple(e) for e in entries] == [("sender", "partner.example")]
+    assert settings == {"ratelimit.server.account": 200}
+
+
+def test_a_revision_of_an_uninstalled_plugin_is_named_not_a_traceback(fresh_db):
+    load_release_dump(fresh_db)
+    with fresh_db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('gone_0001')"))
+    with pytest.raises(migrate.SchemaBehindError, match="no installed plugin provides: "
+                                                        "gone_0001"):
+        migrate.upgrade(fresh_db)
+    with pytest.raises(migrate.SchemaBehindError, match="gone_0001"):
+        migrate.check(fresh_db)
 
 
 def test_message_log_row_per_message(run_daemon, sink, db_url):
