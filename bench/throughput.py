@@ -53,20 +53,25 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=400)
-    parser.add_argument("--clients", type=int, default=8)
-    args = parser.parse_args()
-    messages = corpus_messages(min(args.messages, 2250))
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a running process (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_once(messages: list[bytes], count: int, clients: int,
+             extra: dict[str, object]) -> dict[str, float]:
+    """One daemon, ``count`` messages from ``clients`` clients: its figures."""
     sink = Sink().start()
     with tempfile.TemporaryDirectory(prefix="ie-bench-") as tmp:
-        daemon = DaemonProcess(Path(tmp), {"filter.reinject": f"127.0.0.1:{sink.port}"})
+        daemon = DaemonProcess(Path(tmp), {"filter.reinject": f"127.0.0.1:{sink.port}",
+                                           **extra})
         daemon.start()
+        assert daemon.proc is not None
         latencies: list[float] = []
         failures: list[str] = []
         lock = threading.Lock()
-        next_index = iter(range(args.messages))
+        next_index = iter(range(count))
 
         def client() -> None:
             with smtplib.SMTP("127.0.0.1", daemon.outgoing_port, timeout=60) as s:
@@ -82,27 +87,68 @@ def main() -> None:
                     with lock:
                         latencies.append(time.perf_counter() - started)
 
+        cpu_before = cpu_seconds(daemon.proc.pid)
         started = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(args.clients)]
+        threads = [threading.Thread(target=client) for _ in range(clients)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - started
-        assert daemon.proc is not None
+        cpu = cpu_seconds(daemon.proc.pid) - cpu_before
         rss = peak_rss_kib(daemon.proc.pid)
         daemon.stop()
     delivered = len(sink.messages)
     sink.stop()
     qs = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    return {"rate": len(latencies) / elapsed, "elapsed": elapsed, "p50": qs[49] * 1000,
+            "p95": qs[94] * 1000, "p99": qs[98] * 1000,
+            "max": max(latencies, default=0) * 1000, "cpu_ms": cpu * 1000 / count,
+            "rss": rss / 1024, "delivered": delivered, "refused": len(failures)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=400)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--compare-metrics", type=int, default=0, metavar="REPEATS",
+                        help="run REPEATS interleaved pairs, /metrics off and on, and "
+                             "print the CPU overhead of the metrics")
+    args = parser.parse_args()
+    messages = corpus_messages(min(args.messages, 2250))
     size = sum(len(m) for m in messages) / len(messages)
-    print(f"messages sent: {args.messages} from {args.clients} clients, "
-          f"mean size {size / 1024:.1f} KiB (SpamAssassin corpus, default pipeline)")
-    print(f"delivered to sink: {delivered}; refused: {len(failures)}")
-    print(f"throughput: {len(latencies) / elapsed:.1f} messages/s over {elapsed:.1f} s")
-    print(f"latency ms: p50 {qs[49] * 1000:.1f}  p95 {qs[94] * 1000:.1f}  "
-          f"p99 {qs[98] * 1000:.1f}  max {max(latencies, default=0) * 1000:.1f}")
-    print(f"ie-filterd peak RSS: {rss / 1024:.1f} MiB")
+    print(f"messages: {args.messages} from {args.clients} clients, mean size "
+          f"{size / 1024:.1f} KiB (SpamAssassin corpus, default pipeline, SQLite)")
+    if args.compare_metrics:
+        compare_metrics(messages, args.messages, args.clients, args.compare_metrics)
+        return
+    r = run_once(messages, args.messages, args.clients, {})
+    print(f"delivered to sink: {r['delivered']:.0f}; refused: {r['refused']:.0f}")
+    print(f"throughput: {r['rate']:.1f} messages/s over {r['elapsed']:.1f} s")
+    print(f"latency ms: p50 {r['p50']:.1f}  p95 {r['p95']:.1f}  p99 {r['p99']:.1f}  "
+          f"max {r['max']:.1f}")
+    print(f"ie-filterd CPU per message: {r['cpu_ms']:.2f} ms; peak RSS: {r['rss']:.1f} MiB")
+
+
+def compare_metrics(messages: list[bytes], count: int, clients: int, repeats: int) -> None:
+    from tests.fixtures.sink import free_port
+
+    runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
+    for _ in range(repeats):
+        for mode in ("off", "on"):
+            listen = f"127.0.0.1:{free_port()}" if mode == "on" else ""
+            runs[mode].append(run_once(messages, count, clients,
+                                       {"filter.metrics_listen": listen}))
+    print("| metrics | msgs/s | p50 ms | p99 ms | CPU ms/msg |")
+    print("|---|---|---|---|---|")
+    for mode, results in runs.items():
+        med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        print(f"| {mode} | {med['rate']:.1f} | {med['p50']:.1f} | {med['p99']:.1f} "
+              f"| {med['cpu_ms']:.2f} |")
+    off = statistics.median(r["cpu_ms"] for r in runs["off"])
+    on = statistics.median(r["cpu_ms"] for r in runs["on"])
+    print(f"metrics overhead: {100 * (on - off) / off:+.1f} % CPU per message "
+          f"(median of {repeats} interleaved runs each)")
 
 
 if __name__ == "__main__":

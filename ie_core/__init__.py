@@ -40,7 +40,7 @@ PUBLIC_MODULES = frozenset({
     "ie_core.smtp.reinject",
     "ie_core.classifier", "ie_core.runtime", "ie_core.commands", "ie_core.account_options",
     "ie_core.identity", "ie_core.config", "ie_core.message", "ie_core.rawheaders",
-    "ie_core.durations", "ie_core.background",
+    "ie_core.durations", "ie_core.background", "ie_core.metrics",
 })
 
 __all__ = [

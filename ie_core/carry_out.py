@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ie_core import processor, replies
+from ie_core import metrics, processor, replies
 from ie_core.app import App
 from ie_core.message import MessageContext
 from ie_core.replies import Reply
@@ -49,7 +49,7 @@ def carry_out(app: App, ctx: MessageContext, verdict: Verdict,
     """Do what ``verdict`` says with the message: the reply for the MTA, and what was done."""
     action = verdict.action
     if action in (Action.DELIVER, Action.JUNK):
-        reply = delivery.deliver(reinjector, ctx, processor.delivery_bytes(ctx, verdict))
+        reply = _deliver(reinjector, ctx, processor.delivery_bytes(ctx, verdict))
         if reply.ok:
             return reply, Outcome(Result.DELIVERED)
         if reply.permanent:
@@ -66,4 +66,14 @@ def carry_out(app: App, ctx: MessageContext, verdict: Verdict,
     if action is Action.REJECT:
         return replies.REJECT, Outcome(Result.REJECTED)
     return replies.TEMPFAIL, Outcome(Result.TEMPFAILED)
+
+
+def _deliver(reinjector: Reinjector, ctx: MessageContext, data: bytes) -> Reply:
+    """Deliver downstream, counting the reply's class and the time it took."""
+    started = time.monotonic()
+    reply = delivery.deliver(reinjector, ctx, data)
+    figures, direction = metrics.get(), ctx.direction.value
+    figures.reinjection.labels(direction, f"{reply.code // 100}xx").inc()
+    figures.reinjection_latency.labels(direction).observe(time.monotonic() - started)
+    return reply
 

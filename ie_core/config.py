@@ -77,6 +77,10 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
               "messages and RCPT checks."),
     ConfigKey("filter", "workers", int, 1, "Worker processes sharing the listeners (pre-fork); "
               "each runs filter.max_concurrent messages at once."),
+    ConfigKey("filter", "metrics_listen", str, "127.0.0.1:9425", "HOST:PORT of the monitoring "
+              "endpoint (/metrics for Prometheus, /healthz); empty: off."),
+    ConfigKey("filter", "metrics_top_accounts", int, 20, "Accounts shown in the per-account "
+              "gauges of /metrics (the largest N), so the label set stays small."),
     ConfigKey("filter", "max_sessions", int, 100, "SMTP sessions at once per listener in each "
               "worker process; more get 421 4.3.2 and are closed (0: no limit)."),
     ConfigKey("filter", "spool_threshold", int, 1048576, "Message bodies larger than this "

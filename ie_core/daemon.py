@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ie_core import events, metrics, metrics_http
 from ie_core.app import App, create_app
-from ie_core.background import Runner, Scope
+from ie_core.background import BackgroundService, Runner, Scope
 from ie_core.config import parse_hostport
 from ie_core.db import describe_error, migrate
 from ie_core.errors import IeError
@@ -49,6 +50,7 @@ RESTART_KEYS = (
     "filter.incoming_reinject", "filter.reinject_timeout", "filter.reinject_idle",
     "filter.reinject_max_per_connection", "filter.max_concurrent", "filter.workers",
     "filter.max_sessions", "filter.spool_threshold", "filter.max_large_in_flight",
+    "filter.metrics_listen",
 )
 """Read once when ie-filterd starts (listeners, reinjection pools, the database, threads)."""
 
@@ -62,6 +64,8 @@ class FilterDaemon:
         self._sockets = sockets or {}
         self._scopes = scopes
         self.background: Runner | None = None
+        if app.config.get("filter.metrics_listen"):
+            metrics.enable()
         self.listeners: list[Listener] = []
         self.executor = ThreadPoolExecutor(
             max_workers=max(2, 2 * app.config.get("filter.max_concurrent")),
@@ -101,7 +105,7 @@ class FilterDaemon:
                             (signal.SIGINT, self.request_stop), (signal.SIGHUP, self.reload)):
                 loop.add_signal_handler(sig, fn)
         self.app.hooks.startup(self.app)
-        self.background = Runner(self.app.hooks.background(self.app), self._scopes)
+        self.background = Runner(services(self.app), self._scopes)
         self.background.start()
 
     def request_stop(self) -> None:
@@ -160,13 +164,20 @@ async def run(app: App, sockets: dict[Direction, socket.socket] | None = None,
     await daemon.serve_until_stopped()
 
 
+def services(app: App) -> list[BackgroundService]:
+    """The plugins' background services and core's own: the event observers (when a
+    plugin observes events) and the monitoring endpoint (when it is on)."""
+    core = [events.observers_service(app), metrics_http.service(app)]
+    return [*app.hooks.background(app), *(s for s in core if s is not None)]
+
+
 def serve_background(app: App) -> None:
     """The services process: the ``DAEMON`` background services until SIGTERM (the
     parent answers SIGHUP by restarting this process, so it reads the new configuration)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda _sig, _frame: stop.set())
-    runner = Runner(app.hooks.background(app), (Scope.DAEMON,))
+    runner = Runner(services(app), (Scope.DAEMON,))
     runner.start()
     while not stop.wait(0.5):
         pass
@@ -250,6 +261,7 @@ def run_workers(app: App, count: int) -> int:
                 spawn_services()
             continue
         workers.discard(pid)
+        metrics.process_gone(pid)
         if not stopping:
             log.error("event=worker_died pid=%d status=%d; restarting", pid, status)
             time.sleep(0.5)
@@ -301,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         workers = app.config.get("filter.workers")
         if workers > 1:
+            if app.config.get("filter.metrics_listen"):
+                metrics.use_directory(app.data_dir / "metrics")  # before any metric exists
             return run_workers(app, workers)
         asyncio.run(run(app))
     except OSError as err:

@@ -192,6 +192,15 @@ def ie_background(app: App) -> Sequence[BackgroundService]:
 
 
 @hookspec
+def ie_metrics_collectors(app: App) -> Sequence[object]:
+    """Offer Prometheus collectors (objects with `collect()` yielding
+    `prometheus_client` metric families) that `/metrics` asks at each scrape: figures read
+    from the database at that moment, such as the quarantine's bytes of the largest
+    accounts.  Keep the label set bounded (`filter.metrics_top_accounts`).  Counters a
+    plugin updates as things happen come from `ie_core.metrics.counter` instead."""
+
+
+@hookspec
 def ie_startup(app: App) -> None:
     """A process that serves SMTP is starting (schema checked, listeners up).  With
     `filter.workers` > 1 this runs in every worker: background work belongs in

@@ -8,9 +8,10 @@ exception never turns into an accepted-and-dropped message.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
-from ie_core import replies
+from ie_core import metrics, replies
 from ie_core.message import MessageContext
 from ie_core.stages import Phase, Stage
 from ie_core.verdict import Action, Finding, Verdict
@@ -22,17 +23,21 @@ def run_stages(ctx: MessageContext, stages: Sequence[Stage]) -> Verdict:
     """Run ``stages`` (already in phase order, see :func:`ie_core.stages.order_stages`)
     and return the final verdict, also left in ``ctx.decided``."""
     checks_ended = False
+    stage_latency = metrics.get().stage_latency
     for stage in stages:
         if stage.phase is Phase.CHECK and checks_ended:
             continue
         if stage.phase is not Phase.CHECK and ctx.decided is None:
             ctx.decided = decide(ctx.findings)
+        started = time.perf_counter()
         try:
             finding = stage.run(ctx)
         except Exception as err:
             log.exception("event=stage_error stage=%s msgid=%s error=%s",
                           stage.name, ctx.id, type(err).__name__)
             return _failed(ctx, stage, type(err).__name__)
+        finally:
+            stage_latency.labels(stage.name).observe(time.perf_counter() - started)
         if finding is None:
             continue
         if stage.phase is Phase.DECORATE:

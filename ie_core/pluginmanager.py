@@ -141,13 +141,10 @@ class Hooks:
         self.pm.hook.ie_shutdown(app=app)
 
     def background(self, app: App) -> list[BackgroundService]:
-        """Every plugin's background services, and core's event observers when any
-        plugin observes events."""
-        from ie_core.events import observers_service
+        return [s for services in self.pm.hook.ie_background(app=app) for s in services]
 
-        found = [s for services in self.pm.hook.ie_background(app=app) for s in services]
-        observers = observers_service(app)
-        return found if observers is None else [*found, observers]
+    def metrics_collectors(self, app: App) -> list[object]:
+        return [c for found in self.pm.hook.ie_metrics_collectors(app=app) for c in found]
 
     def _observe(self, hook: str, **kwargs: Any) -> None:
         """Call every implementation of an observer hook on its own, in pluggy's order,

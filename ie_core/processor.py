@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select
 
-from ie_core import rawheaders, replies
+from ie_core import metrics, rawheaders, replies
 from ie_core.app import App
 from ie_core.db.models import MessageLog
 from ie_core.identity import identify
@@ -140,8 +140,10 @@ def record(app: App, ctx: MessageContext, verdict: Verdict, outcome: Outcome,
     The message is already safe (or refused) when this runs, so a failure here is
     logged, never raised.
     """
-    ms = int((time.monotonic() - started) * 1000)
+    seconds = time.monotonic() - started
+    ms = int(seconds * 1000)
     ident = ctx.identity
+    _count(ctx, verdict, outcome, seconds)
     log.info(
         "event=message queue_id=%s msgid=%s direction=%s from=<%s> rcpts=%d to=%s size=%d "
         "account=%s action=%s outcome=%s reasons=%s score=%.2f ms=%d",
@@ -161,6 +163,15 @@ def record(app: App, ctx: MessageContext, verdict: Verdict, outcome: Outcome,
     except Exception as err:
         log.error("event=log_write_failed msgid=%s error=%s", ctx.id, err)
     app.hooks.action_taken(app, ctx, verdict, outcome)
+
+
+def _count(ctx: MessageContext, verdict: Verdict, outcome: Outcome, seconds: float) -> None:
+    figures = metrics.get()
+    direction = ctx.direction.value
+    figures.messages.labels(direction, verdict.action.value, outcome.result.value).inc()
+    for reason in verdict.reasons:
+        figures.reasons.labels(direction, reason).inc()
+    figures.latency.labels(direction).observe(seconds)
 
 
 def _safe(text: str) -> str:

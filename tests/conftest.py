@@ -180,6 +180,7 @@ def run_daemon(make_app: Callable[..., App], sink: Sink) -> Iterator[Callable[..
         kwargs.setdefault("filter.reinject", f"127.0.0.1:{sink.port}")
         kwargs.setdefault("filter.reinject_timeout", 5.0)
         kwargs.setdefault("filter.shutdown_grace", 5.0)
+        kwargs.setdefault("filter.metrics_listen", "")  # tests that scrape pick a port
         d = RunningDaemon(make_app(**kwargs)).start()
         running.append(d)
         return d

@@ -29,7 +29,7 @@ from typing import IO, Any, TypeVar
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from ie_core import carry_out, replies
+from ie_core import carry_out, metrics, replies
 from ie_core.app import App
 from ie_core.identity import queue_id
 from ie_core.message import MessageContext
@@ -135,7 +135,7 @@ class FilterSMTP(SMTP):
             self.session.gone = True
         if self._admitted:
             self._admitted = False
-            self.filter.sessions -= 1
+            self.filter.session_closed()
         super().connection_lost(error)
 
     async def smtp_DATA(self, arg: str) -> None:
@@ -222,7 +222,12 @@ class FilterHandler:
         if self.limits.max_sessions and self.sessions >= self.limits.max_sessions:
             return False
         self.sessions += 1
+        metrics.get().sessions.labels(self.direction.value).inc()
         return True
+
+    def session_closed(self) -> None:
+        self.sessions -= 1
+        metrics.get().sessions.labels(self.direction.value).dec()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ie_core import Action, App, ConfigError, Direction, Finding, MessageContext, Stage
+from ie_core import Action, App, ConfigError, Direction, Finding, MessageContext, Stage, metrics
 from ie_core.classifier import Classification, Classifier, ClassifierUnavailable, Envelope
 from ie_core.runtime import current
 from ie_plugins.classify.settings import FALLBACK_PASS, FALLBACKS, THRESHOLDS
@@ -76,6 +76,10 @@ def is_spam(result: Classification, threshold: float) -> bool:
 def _unavailable(app: App, ctx: MessageContext, backend: str,
                  err: ClassifierUnavailable) -> Finding:
     fallback = app.config.get(f"classify.{ctx.direction.value}_fallback")
+    timed_out = isinstance(err.__cause__, TimeoutError) or "timed out" in str(err)
+    metrics.counter("ie_classifier_errors", "Classifier calls that failed",
+                    ("backend", "kind")).labels(backend, "timeout" if timed_out
+                                                else "error").inc()
     log.warning("event=classifier_unavailable msgid=%s backend=%s direction=%s fallback=%s "
                 "error=%s", ctx.id, backend, ctx.direction.value, fallback,
                 " ".join(str(err).split())[:200])

@@ -29,6 +29,7 @@ from ie_core.smtp.reinject import Reinjector
 
 from . import actions, cli
 from .hold import blob_store, hold
+from .metrics import HeldByAccount
 from .models import BLOCK, HeldMessage, QuarantineAccount
 from .service import QuarantineService
 from .socket_api import CliSocketServer
@@ -106,6 +107,11 @@ def sweep(app: App) -> list[str]:
             return frozenset(s.scalars(select(HeldMessage.id)))
 
     return blob_store(app).sweep(lambda held_id: held_id in held_ids())
+
+
+@hookimpl
+def ie_metrics_collectors(app: App) -> Sequence[object]:
+    return [HeldByAccount(app)]
 
 
 @hookimpl

@@ -42,6 +42,7 @@ from .autorelease import AUTO_RELEASE, AutoReleaser
 from .cli import am
 from .models import QUARANTINED, SENT, WAITING, RateHeld
 from .objects import ensure, object_keys, read_ids
+from .top import top
 
 STAGE = "ratelimit"
 REASON = "ratelimit"
@@ -152,7 +153,7 @@ def ie_status(app: App) -> Sequence[StatusItem]:
 
 @hookimpl
 def ie_cli_commands() -> Sequence[click.Command]:
-    return [am]
+    return [am, top]
 
 
 @hookimpl

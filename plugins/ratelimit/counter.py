@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from ie_core import App
+from ie_core import App, metrics
 from ie_core.events import emit
 
 from .limits import MODE_MESSAGES, ServerSettings, effective_limit, is_whitelisted, server_settings
@@ -136,6 +136,10 @@ def admit(app: App, message_id: str, ids: dict[ObjectKey, str], recipients: int,
                 row.limited_at = None
     if emitted:
         app.publisher.wake()
+    hits = metrics.counter("ie_send_limit_hits", "Messages held over a send limit, by the "
+                           "type of the sender object over it", ("so_type",))
+    for item in over:
+        hits.labels(item.so_type).inc()
     return over
 
 

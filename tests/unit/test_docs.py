@@ -54,3 +54,13 @@ def test_the_hook_reference_is_generated_from_the_code() -> None:
     current = (DOCS / "hooks.md").read_text(encoding="utf-8")
     assert gen.MARKER in current
     assert gen.render(current) == current, "docs/hooks.md is stale: run python docs/gen_hooks.py"
+
+
+def test_the_sample_grafana_dashboard_is_valid_json_over_real_metrics() -> None:
+    text = (DOCS / "monitoring.md").read_text(encoding="utf-8")
+    block = text.split("## Grafana", 1)[1].split("```json\n", 1)[1].split("\n```", 1)[0]
+    dashboard = json.loads(block)
+    exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel["targets"])
+    documented = set(re.findall(r"^\| `(ie_\w+)`", text, re.M))
+    used = {re.sub(r"_(bucket|count|sum)$", "", m) for m in re.findall(r"ie_\w+", exprs)}
+    assert used <= documented, used - documented
