@@ -54,9 +54,18 @@ def peak_rss_kib(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a running process (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU time of a running process and its live children (the
+    workers and the services process), from /proc."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except OSError:
+        pass
+    return total
 
 
 def run_once(messages: list[bytes], count: int, clients: int,
@@ -111,6 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=400)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--compare-metrics", type=int, default=0, metavar="REPEATS",
                         help="run REPEATS interleaved pairs, /metrics off and on, and "
                              "print the CPU overhead of the metrics")
@@ -120,9 +130,10 @@ def main() -> None:
     print(f"messages: {args.messages} from {args.clients} clients, mean size "
           f"{size / 1024:.1f} KiB (SpamAssassin corpus, default pipeline, SQLite)")
     if args.compare_metrics:
-        compare_metrics(messages, args.messages, args.clients, args.compare_metrics)
+        compare_metrics(messages, args.messages, args.clients, args.compare_metrics,
+                        args.workers)
         return
-    r = run_once(messages, args.messages, args.clients, {})
+    r = run_once(messages, args.messages, args.clients, {"filter.workers": args.workers})
     print(f"delivered to sink: {r['delivered']:.0f}; refused: {r['refused']:.0f}")
     print(f"throughput: {r['rate']:.1f} messages/s over {r['elapsed']:.1f} s")
     print(f"latency ms: p50 {r['p50']:.1f}  p95 {r['p95']:.1f}  p99 {r['p99']:.1f}  "
@@ -130,7 +141,8 @@ def main() -> None:
     print(f"ie-filterd CPU per message: {r['cpu_ms']:.2f} ms; peak RSS: {r['rss']:.1f} MiB")
 
 
-def compare_metrics(messages: list[bytes], count: int, clients: int, repeats: int) -> None:
+def compare_metrics(messages: list[bytes], count: int, clients: int, repeats: int,
+                    workers: int) -> None:
     from tests.fixtures.sink import free_port
 
     runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
@@ -138,7 +150,8 @@ def compare_metrics(messages: list[bytes], count: int, clients: int, repeats: in
         for mode in ("off", "on"):
             listen = f"127.0.0.1:{free_port()}" if mode == "on" else ""
             runs[mode].append(run_once(messages, count, clients,
-                                       {"filter.metrics_listen": listen}))
+                                       {"filter.metrics_listen": listen,
+                                        "filter.workers": workers}))
     print("| metrics | msgs/s | p50 ms | p99 ms | CPU ms/msg |")
     print("|---|---|---|---|---|")
     for mode, results in runs.items():
@@ -148,7 +161,7 @@ def compare_metrics(messages: list[bytes], count: int, clients: int, repeats: in
     off = statistics.median(r["cpu_ms"] for r in runs["off"])
     on = statistics.median(r["cpu_ms"] for r in runs["on"])
     print(f"metrics overhead: {100 * (on - off) / off:+.1f} % CPU per message "
-          f"(median of {repeats} interleaved runs each)")
+          f"(median of {repeats} interleaved runs each, {workers} worker(s))")
 
 
 if __name__ == "__main__":
