@@ -18,7 +18,8 @@ from ie_core import App
 from ie_core.account_options import AccountOption
 from ie_core.commands import emit, emit_ok, fail, get_app, is_root
 
-from . import socket_api
+from . import layouts, socket_api
+from .layouts import printable
 from .service import Caller, QuarantineService, dispatch, open_stream
 
 
@@ -50,11 +51,6 @@ def stream_raw(email_id: str, account: str | None, out: BinaryIO) -> None:
     socket_api.stream(app.config.get("quarantine.cli_socket"), "emails.raw", args, out)
 
 
-def printable(value: Any) -> str:
-    """Text from a message, safe for a terminal (no control characters)."""
-    return "".join(c if c.isprintable() else "?" for c in str(value))
-
-
 _ACCOUNT = click.option("-a", "--account", help="hosting account (root: 'root' means all)")
 _JSON = click.option("--json", "as_json", is_flag=True, help="print JSON")
 
@@ -67,27 +63,20 @@ def emails() -> None:
 
 @emails.command("list")
 @_ACCOUNT
-@click.option("--since", help="only mail received in the last 100s, 5m, 1h, 5d ...")
-@click.option("--limit", default="25", show_default=True, help="how many to show")
+@click.option("-s", "--since", default="30d", show_default=True,
+              help="only mail received in the last 100s (a bare number is seconds), 5m, "
+                   "1h, 5d ...")
+@click.option("-l", "--limit", default="25", show_default=True, help="how many to show")
 @click.option("--offset", default="0", show_default=True, help="how many to skip")
 @click.option("--reason", help="only mail held for this reason (spam, winexec, ...)")
 @click.option("--sender", help="only mail whose envelope sender contains this")
 @_JSON
 def emails_list(account: str | None, since: str | None, limit: str, offset: str,
                 reason: str | None, sender: str | None, as_json: bool) -> None:
-    """List held messages, newest first."""
+    """List held messages, newest first (the last 30 days unless --since says)."""
     data = call("emails.list", account=account, since=since, limit=limit, offset=offset,
                 reason=reason, sender=sender)
-
-    def text() -> str:
-        lines = [" ".join(printable(v) for v in (
-            i["email_id"], i["received_date"], i["account_name"], i["size_bytes"],
-            ",".join(i["reasons"]) or "-", i["sender"] or "<>", i["subject"] or "-"))
-            for i in data["items"]]
-        lines.append(f"{len(data['items'])} of {data['max_count']} shown")
-        return "\n".join(lines)
-
-    emit(data, as_json, text)
+    emit(data, as_json, lambda: layouts.emails_list(data))
 
 
 @emails.command("show")
@@ -102,29 +91,13 @@ def emails_show(email_id: str, account: str | None, raw: bool, as_json: bool) ->
         sys.stdout.buffer.flush()
         return
     data = call("emails.show", id=email_id, account=account)
-
-    def text() -> str:
-        script = data["script_header"]
-        meta = [("id", data["email_id"]), ("account", data["account_name"]),
-                ("state", data["state"]), ("received", data["received_date"]),
-                ("quarantined", data["quarantined_date"]), ("sender", data["sender"] or "<>"),
-                ("recipients", ", ".join(data["recipients"])), ("from", data["from"]),
-                ("subject", data["subject"]), ("size", data["size_bytes"]),
-                ("reasons", ", ".join(data["reasons"])), ("score", data["score"]),
-                ("script", script["raw"] or "-")]
-        out = [f"{k}: {printable(v)}" for k, v in meta]
-        out += ["", *(f"{printable(h['name'])}: {printable(h['value'])}"
-                      for h in data["headers"]), ""]
-        out += [printable(line) for line in data["body"].splitlines()]
-        return "\n".join(out)
-
-    emit(data, as_json, text)
+    emit(data, as_json, lambda: layouts.emails_show(data))
 
 
 @emails.command("history")
 @_ACCOUNT
-@click.option("--since", help="only what left in the last 100s, 5m, 1h, 5d ...")
-@click.option("--limit", default="25", show_default=True, help="how many to show")
+@click.option("-s", "--since", help="only what left in the last 100s, 5m, 1h, 5d ...")
+@click.option("-l", "--limit", default="25", show_default=True, help="how many to show")
 @click.option("--offset", default="0", show_default=True, help="how many to skip")
 @_JSON
 def emails_history(account: str | None, since: str | None, limit: str, offset: str,
@@ -184,31 +157,24 @@ def accounts() -> None:
 def accounts_list(name: str | None, as_json: bool) -> None:
     """Show each account's state, storage and release limits and usage."""
     data = call("accounts.list", name=name)
-
-    def text() -> str:
-        if not data["items"]:
-            return "no accounts have held mail yet"
-        return "\n".join(
-            f"{printable(i['name'])} state={i['state']} used_bytes={i['used_bytes']} "
-            f"limit_bytes={i['limit_bytes']} releases_limit={i['releases_limit']} "
-            f"deleted_last_hour={i['deleted_last_hour']}" for i in data["items"])
-
-    emit(data, as_json, text)
+    emit(data, as_json, lambda: layouts.accounts_list(data))
 
 
 def accounts_edit_command(options: Sequence[AccountOption]) -> click.Command:
     """``accounts edit``, with a ``--NAME`` option for each plugin's account switch."""
 
     def edit(name: str, state: str | None, limit: str | None, releases_limit: str | None,
-             **switches: str | None) -> None:
+             as_json: bool, **switches: str | None) -> None:
         chosen = {o.name: switches[_param(o)] for o in options
                   if switches.get(_param(o)) is not None}
-        call("accounts.edit", name=name, state=state, limit=limit,
-             releases_limit=releases_limit, options=chosen or None)
-        emit_ok()
+        row = call("accounts.edit", name=name, state=state, limit=limit,
+                   releases_limit=releases_limit, options=chosen or None)
+        emit(row, as_json, lambda: "\n".join(layouts.account_rows([row])))
 
     params: list[click.Parameter] = [
-        click.Option(["-a", "--account", "name"], required=True, help="hosting account"),
+        click.Option(["-a", "--account", "--name", "name"], required=True,
+                     help="hosting account"),
+        click.Option(["--json", "as_json"], is_flag=True, help="print JSON"),
         click.Option(["--state"], help="active, or block (hold all its outgoing mail)"),
         click.Option(["--limit"], help="storage limit in bytes, or 'default'"),
         click.Option(["--releases-limit"],
@@ -241,19 +207,21 @@ def quarantine_defaults() -> None:
 @quarantine_defaults.command("list")
 @_JSON
 def defaults_list(as_json: bool) -> None:
-    """Show the default release limit and storage capacity."""
+    """Show the default storage limit (bytes) and release limit (per hour)."""
     data = call("defaults.list")
-    emit(data, as_json, lambda: f"releases_limit: {data['releases_limit']} per hour\n"
-                                f"storage_capacity: {data['storage_capacity']} MB")
+    emit(data, as_json, lambda: layouts.settings_table(data))
 
 
 @quarantine_defaults.command("set")
-@click.option("--releases-limit", help="releases per hour per account; -1: built-in (5)")
-@click.option("--storage-capacity", help="MB per account; -1: built-in (100)")
-def defaults_set(releases_limit: str | None, storage_capacity: str | None) -> None:
-    """Change the defaults (root)."""
-    call("defaults.set", releases_limit=releases_limit, storage_capacity=storage_capacity)
-    emit_ok()
+@click.option("-r", "--releases-limit", help="releases per hour per account; -1: built-in (5)")
+@click.option("-s", "--storage-capacity", help="MB per account; -1: built-in (100)")
+@_JSON
+def defaults_set(releases_limit: str | None, storage_capacity: str | None,
+                 as_json: bool) -> None:
+    """Change the defaults (root); prints them as they are now."""
+    data = call("defaults.set", releases_limit=releases_limit,
+                storage_capacity=storage_capacity)
+    emit(data, as_json, lambda: layouts.settings_table(data))
 
 
 def commands(app: App) -> list[click.Command]:

@@ -305,7 +305,12 @@ class QuarantineService:
         for option, choice in chosen:
             option.set(self.app, account, choice)
         self.app.publisher.wake()
-        return {}
+        return self._account_row(caller, account)
+
+    def _account_row(self, caller: Caller, account: str) -> dict[str, Any]:
+        """The account as ``accounts list`` shows it (``accounts edit`` prints it)."""
+        rows = self.accounts_list(caller, account)["items"]
+        return rows[0] if rows else {"name": account}
 
     def _account_options(self, given: Any) -> list[tuple[AccountOption, str]]:
         if not isinstance(given, dict):
@@ -344,7 +349,7 @@ class QuarantineService:
     # defaults ---------------------------------------------------------------------
     def defaults_list(self, caller: Caller) -> dict[str, Any]:
         d = defaults(self.app)
-        return {"releases_limit": d.releases_limit, "storage_capacity": d.storage_capacity_mb}
+        return {"limit_bytes": d.limit_bytes, "releases_limit": d.releases_limit}
 
     def defaults_set(self, caller: Caller, releases_limit: Any = None,
                      storage_capacity: Any = None) -> dict[str, Any]:

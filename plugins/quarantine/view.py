@@ -26,8 +26,8 @@ def item(row: HeldMessage) -> dict[str, Any]:
         "received_date": row.received_at.isoformat(),
         "reasons": list(row.reasons),
         "score": row.score,
-        "script_header": {"raw": row.script_raw, "domain": row.script_domain,
-                          "path": row.script_path},
+        "script_header": {"raw": row.script_raw or "", "domain": row.script_domain or "",
+                          "path": row.script_path or ""},  # "" as Imunify gives them
     }
 
 

@@ -5,6 +5,7 @@ limit binds them but not root."""
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -120,7 +121,8 @@ def test_each_user_sees_only_its_own_mail(run_daemon, sink, tmp_path, public_dir
     assert acct["name"] == bob
 
     # The owner's own switches (incoming opt-out): its own account only, nothing else.
-    assert as_bob("accounts", "edit", "-a", bob, "--incoming", "off").stdout == b"OK\n"
+    edited = as_bob("accounts", "edit", "-a", bob, "--incoming", "off", "--json").stdout
+    assert json.loads(edited)["incoming"] == "off"  # the edited row, as Imunify prints it
     assert as_bob.json("accounts", "list")["items"][0]["incoming"] == "off"
     out = as_bob("accounts", "edit", "-a", alice, "--incoming", "off", check=False)
     assert out.returncode == 1 and "only act on your own account" in out.stderr.decode()

@@ -160,7 +160,9 @@ def test_list_filters_and_paging(qapp, service, clock):
     assert service.emails_list(ROOT, since="15m")["max_count"] == 1  # received 10 min ago
     assert service.emails_list(ROOT, since="3600s")["max_count"] == 5
     assert service.emails_list(ROOT, since=" 1 H ")["max_count"] == 5  # as am stats takes
-    assert service.emails_list(ROOT, since="1")["max_count"] == 5  # a bare number: hours
+    # a bare number is seconds, as Imunify Email documents (issue 16: it was hours)
+    assert service.emails_list(ROOT, since="1")["max_count"] == 0
+    assert service.emails_list(ROOT, since="600")["max_count"] == 1
     assert service.emails_list(ROOT, since="1w")["max_count"] == 5
     assert service.emails_list(ROOT, reason="winexec")["max_count"] == 3
     assert service.emails_list(ROOT, reason="wine")["max_count"] == 0
@@ -192,11 +194,12 @@ def test_bad_input_is_one_clear_error(service, call, message_part):
 
 
 def test_defaults_set_and_restore(service):
-    assert service.defaults_list(ROOT) == {"releases_limit": 5, "storage_capacity": 100}
+    # Imunify's keys (issue 16): the storage limit in bytes
+    assert service.defaults_list(ROOT) == {"limit_bytes": 104857600, "releases_limit": 5}
     service.defaults_set(ROOT, releases_limit="7", storage_capacity="1")
-    assert service.defaults_list(ALICE) == {"releases_limit": 7, "storage_capacity": 1}
+    assert service.defaults_list(ALICE) == {"limit_bytes": 1048576, "releases_limit": 7}
     service.defaults_set(ROOT, releases_limit="-1", storage_capacity="-1")
-    assert service.defaults_list(ROOT) == {"releases_limit": 5, "storage_capacity": 100}
+    assert service.defaults_list(ROOT) == {"limit_bytes": 104857600, "releases_limit": 5}
     with pytest.raises(PermissionDenied):
         service.defaults_set(ALICE, releases_limit="50")
 
