@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -25,22 +26,27 @@ def _int(option: str, text: str) -> int:
         raise InvalidInput(f"{option} takes a whole number, not {text[:40]!r}") from None
 
 
-@click.group("am", help="Activity Monitor: send limits and what each sender sent.")
+@click.group("am", help="Activity Monitor: send limits and what each sender sent. Prints "
+                        "JSON, as Imunify Email's ie-cli does.")
 def am() -> None:
     pass
 
 
+_JSON = click.option("--json", "as_json", is_flag=True,
+                     help="print JSON (the default; kept for scripts that pass it)")
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=4, sort_keys=True, default=str)
+
+
 @am.group("server-settings", invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@_JSON
 @click.pass_context
 def server_settings_cmd(ctx: click.Context, as_json: bool) -> None:
     """Print the default limits per object type and the limit mode."""
     if ctx.invoked_subcommand is None:
-        _show_settings(server_settings(get_app()).as_json(), as_json)
-
-
-def _show_settings(values: dict[str, int], as_json: bool) -> None:
-    emit(values, as_json, lambda: "\n".join(f"{k}: {v}" for k, v in values.items()))
+        click.echo(_json(server_settings(get_app()).as_json()))
 
 
 @server_settings_cmd.command("set")
@@ -49,13 +55,15 @@ def _show_settings(values: dict[str, int], as_json: bool) -> None:
 @click.option("--domain", help="default hourly limit per domain (0: unlimited)")
 @click.option("--script", help="default hourly limit per script (0: unlimited)")
 @click.option("--sender-email", help="default hourly limit per sender email (0: unlimited)")
-@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@_JSON
 def server_settings_set(as_json: bool, **given: str | None) -> None:
-    """Change defaults (an omitted option or -1 leaves a value unchanged)."""
+    """Change defaults (an omitted option or -1 leaves a value unchanged); prints the new
+    settings."""
     require_root()
     changes = {name: _int("--" + name.replace("_", "-"), text)
                for name, text in given.items() if text is not None}
-    _show_settings(save_server_settings(get_app(), changes).as_json(), as_json)
+    values = save_server_settings(get_app(), changes).as_json()
+    click.echo(_json(values) if as_json else "New server settings is:\n" + _json(values))
 
 
 @am.group("limit")
@@ -107,10 +115,11 @@ def limit_set(object_id: str, so_type: str, limit_text: str, as_json: bool) -> N
               help="accounts per page")
 @click.option("--offset", "offset_text", default="0", show_default=True,
               help="accounts to skip")
-@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@_JSON
+@click.option("--text", "as_text", is_flag=True, help="print an indented tree instead")
 def stats_cmd(since: str, account_name: str | None, domain: str | None,
               sender_email: str | None, script_name: str | None, limit_text: str,
-              offset_text: str, as_json: bool) -> None:
+              offset_text: str, as_json: bool, as_text: bool) -> None:
     """What each account, domain, sender email and script sent and had held."""
     require_root()
     span = parse_duration(since)
@@ -119,7 +128,12 @@ def stats_cmd(since: str, account_name: str | None, domain: str | None,
         raise InvalidInput("--limit takes a number >= 1 and --offset a number >= 0")
     data = stats(get_app(), span, Filters(account_name, domain, sender_email, script_name),
                  limit, offset)
-    emit(data, as_json, lambda: _text(data))
+    if as_text and not as_json:
+        click.echo(_text(data))
+        return
+    for account in data["accounts"]:
+        account["scripts"] = account["scripts"] or None  # Imunify gives null for none
+    click.echo(_json(data))
 
 
 def _line(kind: str, node: dict[str, Any], depth: int) -> str:

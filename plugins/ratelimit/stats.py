@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, exists, func, or_, select
+from sqlalchemy.orm import aliased
 
 from ie_core import App
 
@@ -40,10 +41,7 @@ def stats(app: App, since: timedelta, filters: Filters, limit: int = 25,
     with app.db.session() as s:
         objects = list(s.scalars(select(SenderObject)))
         counts: dict[tuple[str, str], int] = {
-            (oid, outcome): int(n) for oid, outcome, n in s.execute(
-                select(SendRecord.object_id, SendRecord.outcome, func.count())
-                .where(SendRecord.at > now - since)
-                .group_by(SendRecord.object_id, SendRecord.outcome))}
+            (oid, outcome): int(n) for oid, outcome, n in s.execute(_counts(now - since))}
     children: dict[str | None, list[SenderObject]] = {}
     for obj in sorted(objects, key=lambda o: o.name):
         children.setdefault(obj.parent_id, []).append(obj)
@@ -55,6 +53,23 @@ def stats(app: App, since: timedelta, filters: Filters, limit: int = 25,
             accounts.append(node)
     page = accounts[offset:offset + limit]
     return {"accounts": [tree.render(n) for n in page]}
+
+
+def _counts(since: Any) -> Any:
+    """Records per (object, outcome) since ``since``.  A domain, sender email or script
+    counts only the messages its current account also counted: a domain first seen
+    under ``root`` (before the domain map named its account) and moved since never shows
+    more than its account."""
+    obj, parent, account_record = aliased(SenderObject), aliased(SenderObject), \
+        aliased(SendRecord)
+    owner = case((obj.so_type == SENDER_EMAIL, parent.parent_id), else_=obj.parent_id)
+    same_account = exists().where(account_record.message_id == SendRecord.message_id,
+                                  account_record.object_id == owner)
+    return (select(SendRecord.object_id, SendRecord.outcome, func.count())
+            .join(obj, obj.id == SendRecord.object_id)
+            .outerjoin(parent, parent.id == obj.parent_id)
+            .where(SendRecord.at > since, or_(obj.so_type == ACCOUNT, same_account))
+            .group_by(SendRecord.object_id, SendRecord.outcome))
 
 
 def _matches(wanted: str | None, name: str) -> bool:
@@ -103,13 +118,15 @@ class _Tree:
 
     def _fields(self, obj: SenderObject) -> dict[str, Any]:
         whitelisted = is_whitelisted(self.app, obj.so_type, obj.name)
+        limit = effective_limit(self.settings, obj.so_type, obj.limit_override, whitelisted)
         return {
             "id": obj.id, "name": obj.name,
             "messages": self.counts.get((obj.id, SENT), 0),
             "quarantined": self.counts.get((obj.id, QUARANTINED), 0),
-            "limit": effective_limit(self.settings, obj.so_type, obj.limit_override,
-                                     whitelisted),
-            "rateLimited": obj.limited_at is not None and obj.limited_at > self.limited_after,
+            "limit": limit,
+            # the mark follows the limit in force now: none once the limit is lifted
+            "rateLimited": bool(limit) and obj.limited_at is not None
+            and obj.limited_at > self.limited_after,
             "whitelisted": whitelisted,
             "exclusion": obj.limit_override is not None,
         }

@@ -81,7 +81,11 @@ def test_server_settings_show_and_set(env):
                    "--account", "-1", "--limit-mode", "2")
     assert new == {**DEFAULTS, "sender_email": 2, "domain": 7, "limit_mode": 2}
     assert cli_json(cfg, "am", "server-settings") == new
-    assert "sender_email: 2" in cli(cfg, "am", "server-settings").stdout.splitlines()
+    # am prints JSON without --json, as Imunify's does (issue 16)
+    assert json.loads(cli(cfg, "am", "server-settings").stdout) == new
+    set_text = cli(cfg, "am", "server-settings", "set", "--script", "0").stdout
+    assert set_text.startswith("New server settings is:\n")
+    assert json.loads(set_text.split("\n", 1)[1]) == new
     for bad in (["--limit-mode", "3"], ["--account", "-5"], ["--domain", "ten"]):
         r = cli(cfg, "am", "server-settings", "set", "--script", "9", *bad, ok=False,
                 real=bad[0] == "--domain")
@@ -132,7 +136,8 @@ def test_stats_tree_filters_pagination_and_limit_set(env):
     assert [a["name"] for a in cli_json(cfg, "am", "stats", "--domain", "other.org")
             ["accounts"]] == ["zed"]
     assert cli_json(cfg, "am", "stats", "--script-name", "nothing.php") == {"accounts": []}
-    assert "account alice" in cli(cfg, "am", "stats").stdout
+    assert "account alice" in cli(cfg, "am", "stats", "--text").stdout
+    assert json.loads(cli(cfg, "am", "stats").stdout)["accounts"][0]["name"] == "alice"
 
     # ids are stable across processes and usable with `am limit set`
     again = cli_json(cfg, "am", "stats")

@@ -250,3 +250,33 @@ def test_migrations_downgrade_and_upgrade(make_app, db_url, branch, table):
     migrate.upgrade(app.db)
     assert table in inspect(app.db.engine).get_table_names()
     migrate.check(app.db)
+
+
+def test_stats_domain_never_counts_more_than_its_account_and_the_mark_follows_the_limit(
+        make_app, db_url):
+    """A domain first seen under root (no domain map yet) moves to its account when the
+    map names it: its earlier messages stay root's, not the new account's domain's; and a
+    sender over a limit that was lifted since is not shown rate-limited (issue 16)."""
+    from datetime import timedelta
+
+    from ie_plugins.ratelimit.stats import Filters, stats
+
+    app = make_app(db_url=db_url, **{"pipeline.outgoing": ["ratelimit"]})
+    save_server_settings(app, {"sender_email": 1})
+    app.settings.invalidate()
+    send(app)  # example.com is nobody's yet: root
+    with app.db.session() as s:
+        s.add(Account(name="alice", created_at=app.clock.now()))
+        s.add(DomainMap(domain="example.com", account="alice"))
+    assert send(app).action is Action.QUARANTINE  # alice now; the sender is over its 1
+    tree = {a["name"]: a for a in stats(app, timedelta(hours=1), Filters())["accounts"]}
+    [domain] = tree["alice"]["domains"]
+    assert (tree["alice"]["messages"], tree["alice"]["quarantined"]) == (0, 1)
+    assert (domain["messages"], domain["quarantined"]) == (0, 1)  # not root's first one
+    [sender] = domain["sender_emails"]
+    assert (sender["messages"], sender["quarantined"], sender["rateLimited"]) == (0, 1, True)
+    save_server_settings(app, {"sender_email": 0})  # the limit is lifted
+    app.settings.invalidate()
+    tree = {a["name"]: a for a in stats(app, timedelta(hours=1), Filters())["accounts"]}
+    [sender] = tree["alice"]["domains"][0]["sender_emails"]
+    assert (sender["limit"], sender["rateLimited"]) == (0, False)
