@@ -138,7 +138,8 @@ class _Tree:
             out["scripts"] = [self.render(sc) for sc in node.scripts or []]
         elif node.obj.so_type == DOMAIN:
             out["account_id"] = node.obj.parent_id
-            out["sender_emails"] = [self.render(e) for e in node.senders or []]
+            out["sender_emails"] = [{**self.render(e), "account_id": node.obj.parent_id}
+                                    for e in node.senders or []]
         elif node.obj.so_type == SENDER_EMAIL:
             out["domain_id"] = node.obj.parent_id
         else:

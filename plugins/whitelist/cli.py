@@ -10,6 +10,7 @@ from . import store
 from .addresses import parse_entry
 from .models import KINDS
 
+NO_DATA = "No available data"
 SENDER_WARNING = ("Warning: mail from whitelisted senders is not filtered and has no send "
                   "limit; a hacked mailbox or script using such an address can send spam "
                   "freely.")
@@ -18,6 +19,18 @@ _HELP = {
     "sender": "Sender emails or domains (with subdomains): no filtering, no send limit.",
     "recipient": "Recipient emails or domains (with subdomains): no incoming filtering.",
 }
+
+
+def _confirmation(verb: str, kind: str, values: list[str]) -> str:
+    """What Imunify Email prints: each entry numbered with its type, then OK."""
+    lines = [f"{verb} {kind}(s) {'to' if verb == 'Adding' else 'from'} the whitelist:"]
+    lines += [f"{n}. {'email' if '@' in v else 'domain':9} {v}"
+              for n, v in enumerate(values, 1)]
+    return "\n".join([*lines, "OK"])
+
+
+def _section(title: str, values: list[str]) -> list[str]:
+    return [title, *(values or [NO_DATA])]
 
 
 def _list_group(kind: str) -> click.Group:
@@ -33,17 +46,20 @@ def _list_group(kind: str) -> click.Group:
         store.add(get_app(), kind, parsed)
         if kind == "sender":
             echo_err(SENDER_WARNING)
-        emit({"success": True}, as_json, lambda: "OK")
+        emit({"success": True}, as_json, lambda: _confirmation("Adding", kind, parsed))
 
-    @group.command("remove")
+    @click.command("remove")
     @click.argument("values", nargs=-1, required=True)
     @click.option("--json", "as_json", is_flag=True, help="print JSON")
     def remove(values: tuple[str, ...], as_json: bool) -> None:
-        """Remove VALUE... (all or nothing)."""
+        """Remove VALUE... (all or nothing); `delete` is the same command."""
         require_root()
         parsed = [parse_entry(kind, v) for v in values]
         store.remove(get_app(), kind, parsed)
-        emit({"success": True}, as_json, lambda: "OK")
+        emit({"success": True}, as_json, lambda: _confirmation("Removing", kind, parsed))
+
+    group.add_command(remove, "remove")
+    group.add_command(remove, "delete")  # Imunify's verb
 
     @group.command("list")
     @click.option("--json", "as_json", is_flag=True, help="print JSON")
@@ -54,7 +70,8 @@ def _list_group(kind: str) -> click.Group:
         emails = [v for v in values if "@" in v]
         domains = [v for v in values if "@" not in v]
         emit({"success": True, "emails": emails, "domains": domains}, as_json,
-             lambda: "\n".join(["EMAILS", *emails, "", "DOMAINS", *domains]))
+             lambda: "\n".join([*_section("EMAILS", emails), "",
+                                *_section("DOMAINS", domains)]))
 
     return group
 
