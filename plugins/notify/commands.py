@@ -45,17 +45,28 @@ def send(force_all: bool, force_all_time: bool, account: str | None, as_json: bo
         notifier.catch_up()
         planned = notifier.digests(DigestRequest(force=force_all, all_time=force_all_time,
                                                  account=account))
-        report = notifier.delivery.deliver_due(keys=[d.key for d in planned])
+        # everything due goes, not only the digests: the notices the events planned
+        # (limit exceeded, account blocked) too, as ie-notifyd would send them
+        report = notifier.delivery.deliver_due()
     finally:
         notifier.delivery.close()
     state = {k: "sent" for k in report.sent}
     state.update({k: "deferred" for k in report.deferred})
     state.update({k: "failed" for k in report.failed})
-    items = [{"scope": d.scope, "recipient": d.recipient, "messages": d.count,
-              "status": state.get(d.key, "queued")} for d in planned]
+    items: list[dict[str, object]] = [
+        {"scope": d.scope, "recipient": d.recipient, "messages": d.count,
+         "status": state.get(d.key, "queued")} for d in planned]
+    digest_keys = {d.key for d in planned}
+    with app.db.session() as s:
+        notices = s.execute(select(Notification.key, Notification.kind, Notification.recipient)
+                            .where(Notification.key.in_(set(state) - digest_keys))
+                            .order_by(Notification.id)).all()
+    items += [{"scope": f"notice:{kind}", "recipient": recipient, "messages": None,
+               "status": state[key]} for key, kind, recipient in notices]
     emit({"items": items}, as_json, lambda: "\n".join(
-        f"{i['scope']} {i['recipient']} messages={i['messages']} {i['status']}"
-        for i in items) or "no digest due")
+        f"{i['scope']} {i['recipient']} "
+        + (f"messages={i['messages']} " if i["messages"] is not None else "") + str(i["status"])
+        for i in items) or "nothing due")
     if report.deferred or report.failed:
         raise click.exceptions.Exit(1)
 

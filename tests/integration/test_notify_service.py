@@ -292,3 +292,16 @@ def test_hostile_held_message_renders_safely_end_to_end(setup: Setup, sink: Sink
     assert "Subject:    <script>alert(1)</script>  Bcc: third@example.org" in text.get_content()
     assert "<script>" not in html.get_content()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html.get_content()
+
+
+def test_notify_send_sends_the_pending_notices_too(setup: Setup, sink: Sink) -> None:
+    """What a cron job runs sends everything due: an account_blocked notice planned from
+    the outbox goes out with the digests, not only under ie-notifyd (issue 16)."""
+    setup.emit(ACCOUNT_BLOCKED, "alice", {"account": "alice", "actor": "root"})
+    done = setup.cli("notify", "send", "--json")
+    assert done.returncode == 0, done.stderr
+    items = json.loads(done.stdout)["items"]
+    assert {"scope": "notice:account_blocked", "recipient": ADMIN, "messages": None,
+            "status": "sent"} in items
+    assert len(to(sink, ADMIN)) == 1
+    assert json.loads(setup.cli("notify", "send", "--json").stdout)["items"] == []
