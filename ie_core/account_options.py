@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ie_core.app import App
+from ie_core.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,9 @@ class AccountOption:
     """``name`` becomes ``--name`` on ``accounts edit`` and a field of ``accounts list``.
 
     ``get(app, account)`` returns the value in force (one of ``choices``);
-    ``set(app, account, value)`` stores a value already checked against ``choices``.
+    ``set(app, account, value)`` stores a value already checked against ``choices``, or,
+    for an option that takes free text (``choices`` empty), already returned by ``parse``
+    (which raises :class:`ie_core.InvalidInput` with one line for a bad value).
     """
 
     name: str
@@ -24,3 +27,15 @@ class AccountOption:
     doc: str
     get: Callable[[App, str], str]
     set: Callable[[App, str, str], None]
+    parse: Callable[[str], str] | None = None
+    metavar: str = ""
+    """What ``--name`` takes, for the help, when it is free text (``ADDRESS``)."""
+
+    def check(self, value: str) -> str:
+        """``value`` as :meth:`set` takes it; InvalidInput when it is not allowed."""
+        if self.parse is not None:
+            return self.parse(value)
+        if value not in self.choices:
+            raise InvalidInput(f"--{self.name} takes {' or '.join(self.choices)}, "
+                               f"not {str(value)[:40]!r}")
+        return value

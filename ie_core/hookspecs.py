@@ -85,6 +85,12 @@ def ie_runtime_settings() -> Sequence[RuntimeSetting]:
 
 
 @hookspec(firstresult=True)
+def ie_owner_address(app: App, account: str) -> str | None:
+    """The address that gets the notices and digests meant for `account`'s owner, or
+    `None` when it has none (then the owner gets nothing)."""
+
+
+@hookspec(firstresult=True)
 def ie_is_whitelisted(app: App, kind: str, address: str) -> bool | None:
     """Is `address` on the `kind` whitelist (`authuser`, `sender` or `recipient`)?
     `None` when no plugin keeps whitelists (then nothing is whitelisted)."""

@@ -97,6 +97,10 @@ class Hooks:
     def runtime_settings(self) -> list[RuntimeSetting]:
         return [r for rs in self.pm.hook.ie_runtime_settings() for r in rs]
 
+    def owner_address(self, app: App, account: str) -> str | None:
+        result: str | None = self.pm.hook.ie_owner_address(app=app, account=account)
+        return result
+
     def is_whitelisted(self, app: App, kind: str, address: str) -> bool:
         return bool(self.pm.hook.ie_is_whitelisted(app=app, kind=kind, address=address))
 

@@ -1,4 +1,5 @@
-"""Built-in account resolvers and the ``ie-cli domains`` commands.
+"""Built-in account resolvers, the owners' notification addresses and the ``ie-cli
+domains`` commands.
 
 Order (first answer wins): the local Unix user the MTA reported (a PHP script runs as its
 account's user, whatever address it claims), if it is a valid account name and not a
@@ -15,10 +16,11 @@ from collections.abc import Iterable, Sequence
 import click
 from sqlalchemy import select
 
-from ie_core import App, SenderIdentity, hookimpl
+from ie_core import App, ConfigKey, InvalidInput, SenderIdentity, hookimpl
+from ie_core.account_options import AccountOption
 from ie_core.commands import emit, emit_ok, fail, get_app, require_root
 from ie_core.db.models import Account, DomainMap
-from ie_core.identity import valid_account, valid_domain
+from ie_core.identity import domain_of, normalise_address, valid_account, valid_domain
 
 SYSTEM_USERS = {"root", "mail", "postfix", "Debian-exim", "exim", "nobody", "www-data"}
 
@@ -99,6 +101,74 @@ def ie_resolve_account(app: App, identity: SenderIdentity) -> str | None:
         return None
     return (lookup_domain_map(app, identity.domain)
             or lookup_userdomains(app.config.get("identity.userdomains_file"), identity.domain))
+
+
+# -- the owner's address ---------------------------------------------------------------
+DEFAULT = "default"
+
+
+def owner_email(app: App, account: str) -> str | None:
+    """Where the account's owner notices go: the address set with ``accounts edit
+    --owner-email``, else ``<account>@accounts.owner_email_domain``, else
+    ``<account>@<its first domain in /etc/userdomains>``; ``None`` when none applies."""
+    with app.db.reading() as s:
+        row = s.get(Account, account)
+        explicit = row.owner_email if row is not None else None
+    if explicit:
+        return explicit
+    domain = app.config.get("accounts.owner_email_domain").strip().lower()
+    if not domain:
+        table = _userdomains.table(app.config.get("identity.userdomains_file")) or {}
+        domain = next((d for d, user in table.items() if user == account), "")
+    return f"{account}@{domain}" if domain and valid_account(account) else None
+
+
+def _parse_owner_email(value: str) -> str:
+    if value.strip().lower() == DEFAULT:
+        return ""
+    address = normalise_address(value)
+    local = (address or "").partition("@")[0]
+    if address is None or not local or not valid_domain(domain_of(address) or "") \
+            or any(c.isspace() or c in "<>,;\"" for c in address):
+        raise InvalidInput(f"--owner-email takes an email address or 'default', "
+                           f"not {value[:60]!r}")
+    return address
+
+
+def _get_owner_email(app: App, account: str) -> str:
+    return owner_email(app, account) or ""
+
+
+def _set_owner_email(app: App, account: str, value: str) -> None:
+    with app.db.session() as s:
+        row = s.get(Account, account)
+        if row is None:
+            row = Account(name=account, created_at=app.clock.now())
+            s.add(row)
+        row.owner_email = value or None
+
+
+OWNER_EMAIL = AccountOption(
+    "owner-email", (), "where the owner's notices and digests go ('default': derived from "
+    "accounts.owner_email_domain or /etc/userdomains)", _get_owner_email, _set_owner_email,
+    parse=_parse_owner_email, metavar="ADDRESS|default")
+
+
+@hookimpl
+def ie_owner_address(app: App, account: str) -> str | None:
+    return owner_email(app, account)
+
+
+@hookimpl
+def ie_account_options() -> Sequence[AccountOption]:
+    return [OWNER_EMAIL]
+
+
+@hookimpl
+def ie_config_keys() -> Sequence[ConfigKey]:
+    return [ConfigKey("accounts", "owner_email_domain", str, "", "Domain for the default "
+                      "owner address <account>@DOMAIN of accounts with no --owner-email; "
+                      "empty: the account's first domain in /etc/userdomains.")]
 
 
 # -- ie-cli domains -------------------------------------------------------------------

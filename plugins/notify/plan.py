@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ie_core import App
-from ie_core.db.models import Account
 from ie_core.events import Event
 from ie_core.runtime import current
 from ie_plugins.notify import compose, options
@@ -63,9 +62,10 @@ def add_notification(s: Session, app: App, templates: Templates, *, key: str, ki
     return True
 
 
-def owner_address(s: Session, account: str) -> str | None:
-    row = s.get(Account, account)
-    return row.owner_email if row is not None and row.owner_email else None
+def owner_address(app: App, account: str) -> str | None:
+    """The owner's address (``ie_owner_address``: set with ``accounts edit --owner-email``
+    or derived)."""
+    return app.hooks.owner_address(app, account)
 
 
 # -- events ---------------------------------------------------------------------------
@@ -148,7 +148,7 @@ def _held(s: Session, app: App, templates: Templates, ev: Event, account: str,
 
 def _owner_action(s: Session, app: App, templates: Templates, ev: Event, account: str,
                   actor: str, item: HeldItem | None) -> None:
-    to = owner_address(s, account)
+    to = owner_address(app, account)
     if not to:
         return
     held_id = compose.clean(ev.payload.get("id"), 64)
@@ -247,7 +247,7 @@ def _owner_digest(app: App, templates: Templates, req: DigestRequest,
         return None
     now = app.clock.now()
     with app.db.session() as s:
-        to = owner_address(s, account)
+        to = owner_address(app, account)
         if not to or not compose.valid_address(to):
             log.info("event=digest_skipped account=%s reason=no_valid_owner_email", account)
             return None

@@ -180,7 +180,8 @@ def accounts_edit_command(options: Sequence[AccountOption]) -> click.Command:
         click.Option(["--releases-limit"],
                      help="releases per hour for the owner, or 'default'"),
     ]
-    params += [click.Option([f"--{o.name}", _param(o)], help=f"{o.doc} ({'|'.join(o.choices)})")
+    params += [click.Option([f"--{o.name}", _param(o)], metavar=o.metavar or None,
+                            help=f"{o.doc} ({o.metavar or '|'.join(o.choices)})")
                for o in options]
     return click.Command("edit", callback=edit, params=params,
                          help="Change an account's state, limits or switches (root).")

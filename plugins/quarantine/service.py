@@ -321,10 +321,7 @@ class QuarantineService:
             option = known.get(name)
             if option is None:
                 raise InvalidInput(f"unknown account option --{str(name)[:40]}")
-            if value not in option.choices:
-                raise InvalidInput(f"--{name} takes {' or '.join(option.choices)}, "
-                                   f"not {str(value)[:40]!r}")
-            chosen.append((option, value))
+            chosen.append((option, option.check(str(value))))
         return chosen
 
     def accounts_remove(self, caller: Caller, name: Any) -> dict[str, Any]:

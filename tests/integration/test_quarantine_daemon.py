@@ -165,7 +165,8 @@ ACCOUNTS_LIST = {"type": "object", "required": ["items", "max_count"], "properti
                        "state": {"enum": ["active", "block"]},
                        "releases_limit": {"type": "integer"},
                        "deleted_last_hour": {"type": "integer"},
-                       "incoming": {"enum": ["on", "off"]}},  # the incoming plugin's switch
+                       "incoming": {"enum": ["on", "off"]},  # the incoming plugin's switch
+                       "owner-email": {"type": "string"}},  # the accounts plugin's
         "additionalProperties": False}}}}
 DEFAULTS = {"type": "object", "required": ["limit_bytes", "releases_limit"],  # Imunify's
             "properties": {"releases_limit": {"type": "integer", "minimum": 0},
@@ -265,7 +266,7 @@ def test_eviction_with_a_50_kb_limit(quarantine_daemon, clock):
     assert accounts["items"] == [{"name": "alice", "limit_bytes": 51200,
                                   "used_bytes": 45 * 1024, "state": "active",
                                   "releases_limit": 5, "deleted_last_hour": 3,
-                                  "incoming": "on"}]
+                                  "incoming": "on", "owner-email": ""}]
     assert cli.json("accounts", "list", "--name", "alice")["items"][0]["deleted_last_hour"] == 3
 
 

@@ -1,0 +1,49 @@
+"""The owner's notification address: set with ``accounts edit --owner-email``, else
+derived (``accounts.owner_email_domain``, else /etc/userdomains), and what the notifier
+uses (issue 16: no command could set it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ie_core import InvalidInput
+from ie_plugins.accounts import owner_email
+from ie_plugins.quarantine.service import Caller, QuarantineService
+
+ROOT = Caller.root()
+
+
+@pytest.fixture
+def app(make_app, db_url, tmp_path):
+    userdomains = tmp_path / "userdomains"
+    userdomains.write_text("example.com: alice\nalice-shop.net: alice\nother.org: bob\n")
+    return make_app(db_url=db_url, **{"identity.userdomains_file": str(userdomains)})
+
+
+def edit(app, account: str, value: str) -> dict:
+    service = QuarantineService(app)
+    try:
+        return service.accounts_edit(ROOT, account, options={"owner-email": value})
+    finally:
+        service.close()
+
+
+def test_set_shown_and_used_by_the_notifier(app):
+    assert owner_email(app, "alice") == "alice@example.com"  # /etc/userdomains' first
+    assert owner_email(app, "carol") is None  # no domain anywhere: nobody gets notices
+    row = edit(app, "carol", "Carol@Owner.Example")
+    assert row["owner-email"] == "carol@owner.example"
+    assert app.hooks.owner_address(app, "carol") == "carol@owner.example"
+    assert edit(app, "carol", "default")["owner-email"] == ""
+
+
+def test_the_admins_domain_comes_before_userdomains(make_app, db_url):
+    app = make_app(db_url=db_url, **{"accounts.owner_email_domain": "mail.example.net"})
+    assert owner_email(app, "alice") == "alice@mail.example.net"
+
+
+@pytest.mark.parametrize("bad", ["nobody", "a@b", "x y@example.com", "<a@example.com>,b@c.d",
+                                 "a@exa mple.com"])
+def test_a_bad_address_is_one_clear_error(app, bad):
+    with pytest.raises(InvalidInput, match="--owner-email takes an email address"):
+        edit(app, "alice", bad)
