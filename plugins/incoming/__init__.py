@@ -47,6 +47,9 @@ def ie_config_keys() -> Sequence[ConfigKey]:
                   "absolute path of letters, digits and . _ / - only."),
         ConfigKey("incoming", "mail_user", str, "mail",
                   "The user Dovecot delivers mail as (it writes into the learn spool)."),
+        ConfigKey("incoming", "spam_header", str, "X-Spam: Yes",
+                  "Header written on junk copies besides X-IE-Junk, for existing Sieve "
+                  "rules ('Name: value'; empty: none)."),
         ConfigKey("incoming", "junk_mailbox", str, "Junk",
                   "The Junk folder's name: letters, digits, spaces and . _ - / + only."),
         ConfigKey("incoming", "trash_mailbox", str, "Trash",

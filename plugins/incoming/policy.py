@@ -11,7 +11,8 @@ Two stages for incoming mail:
   filtered, the recipients are split into two delivery groups: the filtered ones get a
   copy with the mark, the others a copy without it, each in its own downstream
   transaction, so no copy names another recipient (a Bcc stays blind).  The Sieve script
-  files a copy marked ``all`` into Junk (see docs/incoming.md for why not ``X-Spam``).
+  files a copy marked ``all`` into Junk; the copy also carries ``incoming.spam_header``
+  (``X-Spam: Yes`` by default) for Sieve rules written for other filters.
 """
 
 from __future__ import annotations
@@ -131,6 +132,17 @@ def decide_recipients(app: App, rcpt_tos: Iterable[str]) -> IncomingState:
     return state
 
 
+def junk_marks(app: App) -> list[tuple[str, str]]:
+    """The headers of a junk copy: ours for the Sieve script, and the spam header existing
+    Sieve rules look for (``incoming.spam_header``, ``X-Spam: Yes`` by default; empty:
+    none).  Copies that came from outside are removed from every incoming message."""
+    marks = [(JUNK_HEADER, JUNK_ALL)]
+    name, _, value = app.config.get("incoming.spam_header").partition(":")
+    if name.strip():
+        marks.append((name.strip(), value.strip()))
+    return marks
+
+
 def make_stages(app: App) -> list[Stage]:
     def policy(ctx: MessageContext) -> Finding | None:
         state = decide_recipients(app, ctx.rcpt_tos)
@@ -141,20 +153,24 @@ def make_stages(app: App) -> list[Stage]:
         return Finding(stage="incoming", detail="not filtered: " + ",".join(why), final=True)
 
     def mark(ctx: MessageContext) -> Finding | None:
+        for name, _ in junk_marks(app):
+            ctx.remove_header(name)  # only we write the marks, whoever the copy is for
         state = ctx.data.get(STATE_KEY)
         if not isinstance(state, IncomingState) or not state.filtered:
             return None
         if ctx.verdict.action is not Action.JUNK:
             return None
         state.junk = True
+        marks = junk_marks(app)
         if len(state.filtered) == len(state.recipients):
-            ctx.add_header(JUNK_HEADER, JUNK_ALL)
+            for name, value in marks:
+                ctx.add_header(name, value)
             prefix = current(app, SUBJECT_PREFIX)
             if prefix:
                 ctx.prefix_header("Subject", prefix)
         else:
             ctx.groups = [
-                DeliveryGroup([r.rcpt for r in state.filtered], [(JUNK_HEADER, JUNK_ALL)]),
+                DeliveryGroup([r.rcpt for r in state.filtered], marks),
                 DeliveryGroup([r.rcpt for r in state.recipients if r.status != FILTERED])]
         return None
 

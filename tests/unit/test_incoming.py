@@ -77,6 +77,23 @@ def test_off_passes_through_unjudged_without_marks(app: App) -> None:
     assert b"X-Spam: Yes" not in out  # the forged header is gone
 
 
+def test_a_junk_copy_carries_the_spam_header_sieve_rules_know(make_app, db_url) -> None:
+    """X-Spam: Yes by default (existing Sieve rules look for it), another name and value
+    or none by configuration; a copy from outside is never kept (issue 16)."""
+    forged = RAW.replace(b"X-Spam: Yes", b"X-Spam: Yes\r\nX-Junk-Flag: YES")
+    for configured, watched, expected in (
+            ("X-Spam: Yes", b"x-spam", [b"X-Spam: Yes"]),
+            ("X-Junk-Flag: YES", b"x-junk-flag", [b"X-Junk-Flag: YES"]),
+            ("", b"x-spam", [])):
+        app = make_app(db_url=db_url, plugins=[("junker", Junker())],
+                       **{"incoming.spam_header": configured})
+        app.settings.set(ENABLED.name, True)
+        for raw, wanted in ((forged, expected), (forged.replace(b"SPAMMY", b"nice"), [])):
+            _, out = _deliver(app, "alice@example.test", raw=raw)
+            head = out.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+            assert [h for h in head if h.lower().startswith(watched)] == wanted, configured
+
+
 def test_marks_all_or_per_recipient_and_counts(app: App) -> None:
     app.settings.set(ENABLED.name, True)
     ctx, out = _deliver(app, "alice@example.test", "bob@example.test")
@@ -90,7 +107,8 @@ def test_marks_all_or_per_recipient_and_counts(app: App) -> None:
     ctx, out = _deliver(app, "Alice@Example.test", "carol@other.test")
     assert _junk_marks(out) == []  # only the filtered recipient's own copy is marked
     assert [(g.rcpt_tos, g.headers) for g in ctx.delivery_groups()] == [
-        (["Alice@Example.test"], [("X-IE-Junk", "all")]), (["carol@other.test"], [])]
+        (["Alice@Example.test"], [("X-IE-Junk", "all"), ("X-Spam", "Yes")]),
+        (["carol@other.test"], [])]
     stats.record(app, ctx.data["incoming"], app.clock.now().date())
     ctx, out = _deliver(app, "carol@other.test")
     assert _junk_marks(out) == [] and ctx.findings[0].final
