@@ -7,6 +7,7 @@ import click
 from ie_cli import filter_settings
 from ie_cli.base import IeGroup, setup_state
 from ie_cli.check import check
+from ie_cli.completion import completion
 from ie_cli.version import version
 from ie_core.app import App
 
@@ -27,3 +28,4 @@ def ie_cli(ctx: click.Context, config: str | None, data_dir: str | None) -> None
 
 ie_cli.add_command(check)
 ie_cli.add_command(version)
+ie_cli.add_command(completion)
