@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ie_cli.base import IeGroup, setup_state
+from ie_cli.service import reload, stop
 from ie_cli.status import status
 from ie_cli.version import version
 from ie_core.commands import emit_ok, get_app
@@ -41,4 +42,6 @@ def db_check() -> None:
 
 
 ie_config.add_command(status)
+ie_config.add_command(reload)
+ie_config.add_command(stop)
 ie_config.add_command(version)

@@ -77,6 +77,9 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
               "messages and RCPT checks."),
     ConfigKey("filter", "workers", int, 1, "Worker processes sharing the listeners (pre-fork); "
               "each runs filter.max_concurrent messages at once."),
+    ConfigKey("ie", "pid_file", str, "", "ie-filterd's pid file (for ie-config reload and "
+              "stop); empty: /run/ie/ie-filterd.pid as root, DATA_DIR/ie-filterd.pid "
+              "otherwise."),
     ConfigKey("filter", "metrics_listen", str, "127.0.0.1:9425", "HOST:PORT of the monitoring "
               "endpoint (/metrics for Prometheus, /healthz); empty: off."),
     ConfigKey("filter", "metrics_top_accounts", int, 20, "Accounts shown in the per-account "

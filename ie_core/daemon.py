@@ -21,10 +21,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ie_core import events, metrics, metrics_http
+from ie_core import events, metrics, metrics_http, pidfile
 from ie_core.app import App, create_app
 from ie_core.background import BackgroundService, Runner, Scope
 from ie_core.config import parse_hostport
@@ -292,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="configuration file (default /etc/ie/ie.toml)")
     parser.add_argument("--init-db", action="store_true",
                         help="create or upgrade the database schema before starting")
+    parser.add_argument("--pidfile", help="pid file (default ie.pid_file, else "
+                        "/run/ie/ie-filterd.pid as root, DATA_DIR/ie-filterd.pid otherwise)")
     args = parser.parse_args(argv)
     try:
         app = create_app(args.config)
@@ -304,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                     "filter.incoming_reinject"):
             if app.config.get(key):
                 parse_hostport(app.config.get(key), key)
+        pid_path = Path(args.pidfile) if args.pidfile else pidfile.default_path(app)
+        pidfile.claim(pid_path)
     except (IeError, OSError) as err:
         print(f"ie-filterd: {err}", file=sys.stderr)
         return 2
@@ -321,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ie-filterd: cannot listen: {err}", file=sys.stderr)
         return 2
     finally:
+        pidfile.release(pid_path)
         app.close()
     return 0
 

@@ -123,3 +123,37 @@ def test_a_bad_database_stops_it_at_start_with_one_line(tmp_path, program):
         assert out.returncode == 2
         [line] = out.stderr.strip().splitlines()
         assert line.startswith(f"{program}: {message}"), out.stderr
+
+
+def test_pidfile_reload_and_stop_signal_this_daemon_only(tmp_path, sink):
+    """ie-config reload/stop use the daemon's pid file, so a second ie on the host is
+    never signalled; a second daemon on the same pid file refuses to start (issue 16)."""
+    d = DaemonProcess(tmp_path, {"filter.reinject": f"127.0.0.1:{sink.port}"}).start()
+    other = DaemonProcess(tmp_path, {"filter.reinject": f"127.0.0.1:{sink.port}"},
+                          name="other").start()
+    config = [str(BIN / "ie-config"), "--config", str(d.config)]
+    try:
+        pid_file = tmp_path / "ie.pid"
+        assert d.proc is not None and pid_file.read_text().strip() == str(d.proc.pid)
+        out = subprocess.run([str(BIN / "ie-filterd"), "--config", str(d.config)],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 2
+        assert out.stderr.strip() == (f"ie-filterd: ie-filterd is already running "
+                                      f"(pid {d.proc.pid}, {pid_file})")
+        assert subprocess.run(config + ["reload"], capture_output=True, text=True,
+                              timeout=30).stdout == "OK\n"
+        deadline = time.monotonic() + 10
+        while "event=reloaded" not in d.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "event=reloaded" in d.log() and "event=reloaded" not in other.log()
+        assert subprocess.run(config + ["stop"], capture_output=True, text=True,
+                              timeout=90).stdout == "OK\n"
+        assert d.proc.wait(10) == 0 and not pid_file.exists()
+        assert other.proc is not None and other.proc.poll() is None  # untouched
+        out = subprocess.run(config + ["reload"], capture_output=True, text=True, timeout=30)
+        assert out.returncode != 0
+        assert out.stderr.strip() == f"ie-config: error: ie-filterd is not running " \
+                                     f"(no pid file {pid_file})"
+    finally:
+        d.stop()
+        other.stop()
