@@ -147,13 +147,14 @@ def disable(mta: str | None, as_json: bool) -> None:
         if not changes:
             continue
         change = _apply(app, wiring, changes, "disable")
+        reloaded = wiring.reload()
         report.append({"mta": wiring.name, "restored": [str(p) for p in change.changed],
                        "backups": [str(p) for p in change.backups],
-                       "mta_reload": wiring.reload()})
+                       "mta_reload": reloaded, "queue": wiring.release_queue()})
     data = {"unwired": report, "services": services.stop(app)}
     emit(data, as_json, lambda: "\n".join(
-        [*(f"{r['mta']}: restored {', '.join(r['restored'])}; {r['mta_reload']}"
-           for r in report)] or ["ie was not wired into any MTA: nothing changed"]
+        [*(f"{r['mta']}: restored {', '.join(r['restored'])}; {r['mta_reload']}; "
+           f"{r['queue']}" for r in report)] or ["ie was not wired into any MTA: nothing changed"]
         + [str(data["services"])]))
 
 

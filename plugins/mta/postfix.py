@@ -24,6 +24,7 @@ master.cf, whose ``-o`` options win over main.cf.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import shlex
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ CLIENTS_FILE = "ie-filter-clients.cidr"  # in mta.postfix_dir
 RECEIVERS = ("smtpd", "pickup", "qmqpd")  # master.cf commands through which mail comes in
 POSTFIX = "/usr/sbin/postfix"
 POSTCONF = "/usr/sbin/postconf"
+POSTQUEUE = "/usr/sbin/postqueue"
+POSTSUPER = "/usr/sbin/postsuper"
+REQUEUE_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -242,3 +246,54 @@ class PostfixWiring:
             return (f"postfix reload failed ({summarise(out)}): the checked configuration is "
                     f"in place, run '{shlex.join(command)}' by hand")
         return "Postfix reloaded"
+
+    def release_queue(self) -> str:
+        """Postfix keeps the content filter in each queued message, so one deferred for
+        ie's transport would stay deferred ("mail transport unavailable") after disable:
+        requeue those (``postsuper -r``: cleanup processes them again, without the
+        filter), then flush."""
+        waiting = self.waiting_for_ie()
+        if isinstance(waiting, str):
+            return waiting
+        if not waiting:
+            return "no queued message was waiting for ie"
+        for start in range(0, len(waiting), REQUEUE_BATCH):
+            ids = waiting[start:start + REQUEUE_BATCH]
+            command = [POSTSUPER, "-c", str(self.dir), *(a for i in ids for a in ("-r", i))]
+            code, out = run(command)
+            if code != 0:
+                return (f"postsuper -r failed ({summarise(out)}): requeue them by hand with "
+                        f"'postsuper -c {self.dir} -r ALL deferred'")
+        run([POSTQUEUE, "-c", str(self.dir), "-f"])
+        return f"requeued {len(waiting)} message(s) that were waiting for ie"
+
+    def waiting_for_ie(self) -> list[str] | str:
+        """Queue ids of deferred messages whose delay names ie's transport or listeners
+        (or the words Postfix uses once the transport is gone); a message on failure."""
+        code, out = run([POSTQUEUE, "-c", str(self.dir), "-j"])
+        if code != 0:
+            return f"postqueue -j failed ({summarise(out)}); check the queue with postqueue -p"
+        listeners = [self.app.config.get(k) for k in ("filter.outgoing_listen",
+                                                      "filter.incoming_listen")]
+        # a listener refused the connection, or ie answered 4xx ("HOST[HOST] said: 451"):
+        # requeueing a message that waited for something else on that host is harmless
+        marks = ["transport unavailable", TRANSPORT, *listeners,
+                 *(f"{h}[{h}] said" for h in {a.rpartition(":")[0].strip("[]")
+                                              for a in listeners if a})]
+        ids = []
+        for line in out.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            reasons = " ".join(str(r.get("delay_reason", "")) for r in entry.get("recipients", []))
+            address_seen = any(m and (m in reasons or _bracketed(m) in reasons) for m in marks)
+            if entry.get("queue_name") == "deferred" and address_seen:
+                ids.append(str(entry.get("queue_id")))
+        return ids
+
+
+def _bracketed(address: str) -> str:
+    """``127.0.0.1:10025`` as Postfix writes it in a delay reason: ``127.0.0.1]:10025``."""
+    host, _, port = address.rpartition(":")
+    return f"{host.strip('[]')}]:{port}" if host else address

@@ -50,6 +50,10 @@ class Wiring(Protocol):
         """Make a running MTA read its configuration again (never a restart); say what
         was done, or (it never raises) what failed and what the admin must do by hand."""
 
+    def release_queue(self) -> str:
+        """After disable: send the queued messages that were waiting for ie on their way
+        without it; say what was done (it never raises)."""
+
 
 def read_text(path: Path) -> str:
     return path.read_bytes().decode(*MANAGED_ENCODING)

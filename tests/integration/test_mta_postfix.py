@@ -333,3 +333,22 @@ def test_status_fails_while_postfix_cannot_take_mail_back(tmp_path):
         assert status_items(st.config) == (1, {**items, "MTA running": False,
                                                "reinjection reinject": False,
                                                "reinjection incoming_reinject": False})
+
+
+def test_disable_sends_the_mail_that_waited_for_ie_on_its_way(stack):
+    """Postfix keeps the content filter in each queued message: after disable a message
+    deferred for ie's transport would stay deferred; disable requeues it (issue 16)."""
+    assert ie_config(stack.config, "enable", "--mta", "postfix").returncode == 0
+    stack.postfix.start()
+    stack.postfix.wait_listening(stack.postfix.reinject_port)
+    for i in range(3):  # ie-filterd is not running: each is deferred for ie_filter
+        stack.postfix.submit(message(f"w{i}"), ["carol@example.org"], "alice@example.test",
+                             login=ALICE)
+    assert len(stack.postfix.queue()) == 3 and stack.internet.messages == []
+    off = ie_config(stack.config, "disable")
+    assert off.returncode == 0, off.stderr
+    assert "requeued 3 message(s) that were waiting for ie" in off.stdout
+    got = stack.internet.wait_for(3, timeout=30)
+    assert sorted(m.data.split(b"Subject: ")[1].split(b"\r\n")[0] for m in got) == [
+        b"w0", b"w1", b"w2"]
+    stack.postfix.wait_queue_empty()
