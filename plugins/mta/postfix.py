@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import re
 import shlex
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from .wiring import (
 TRANSPORT = "ie_filter"
 CLIENTS_FILE = "ie-filter-clients.cidr"  # in mta.postfix_dir
 RECEIVERS = ("smtpd", "pickup", "qmqpd")  # master.cf commands through which mail comes in
+log = logging.getLogger("ie.mta")
 POSTFIX = "/usr/sbin/postfix"
 POSTCONF = "/usr/sbin/postconf"
 POSTQUEUE = "/usr/sbin/postqueue"
@@ -139,12 +141,23 @@ class PostfixWiring:
             raise Conflict(f"identity.auth_header is set to {header!r}, but Postfix reports "
                            "the user in its Received line and does not strip that header: "
                            "empty it in ie's configuration")
+        changes: dict[Path, str] = {}
+        hand_transport = None
         if existing := self.postconf("content_filter"):
-            raise Conflict(f"main.cf already sets content_filter = {existing}; ie does not "
-                           "chain content filters")
+            if not self.points_at_ie(existing):
+                raise Conflict(f"main.cf already sets content_filter = {existing}; ie does "
+                               "not chain content filters")
+            # ie's own earlier hand wiring (the old README's): enable takes it over
+            hand_transport = existing.partition(":")[0]
+            main_cf = self.dir / "main.cf"
+            changes[main_cf] = without_parameter(read_text(main_cf), "content_filter")
+            log.info("event=hand_wiring_taken_over file=%s content_filter=%s", main_cf,
+                     existing)
         current = read_text(self.master)
-        wanted = self.wire(managed.strip(current), self.postconf("smtpd_end_of_data_restrictions"))
-        changes = {} if wanted == current else {self.master: wanted}
+        wanted = self.wire(managed.strip(current), self.postconf("smtpd_end_of_data_restrictions"),
+                           hand_transport)
+        if wanted != current:
+            changes[self.master] = wanted
         if (table := self.clients_change()) is not None:
             changes[self.clients] = table
         return changes
@@ -185,7 +198,15 @@ class PostfixWiring:
             lines.append(f"{network} {action}")
         return managed.new_file(lines)
 
-    def wire(self, text: str, end_of_data: str) -> str:
+    def points_at_ie(self, content_filter: str) -> bool:
+        """Does a content_filter value (``transport:[host]:port``) name ie's listener?"""
+        target = content_filter.partition(":")[2].replace("[", "").replace("]", "")
+        return target in {f"{h}:{p}" for h, p in listen_addresses(self.app).values()}
+
+    def wire(self, text: str, end_of_data: str, hand_transport: str | None = None) -> str:
+        """master.cf wired; services of ie's own earlier hand wiring (the transport that
+        main.cf's content_filter named, a reinjection listener with an empty
+        content_filter) are taken out, ie writes its own."""
         if text and not text.endswith("\n"):
             raise Conflict(f"{self.master} does not end with a newline: add one first")
         addr = listen_addresses(self.app)
@@ -196,7 +217,14 @@ class PostfixWiring:
         env = templates(self.app)
         lines = text.splitlines(keepends=True)
         regions: dict[int, str] = {}
+        dropped: set[int] = set()
         for svc in services(lines):
+            hand_written = ((svc.name == hand_transport and svc.command == "smtp")
+                            or (svc.name in reinject and svc.command == "smtpd"
+                                and _options(lines, svc).get("content_filter", "-") == ""))
+            if hand_written:
+                dropped.update(range(svc.first, svc.last + 1))
+                continue
             if svc.name in (TRANSPORT, *reinject):
                 raise Conflict(f"master.cf already defines a service {svc.name} ({svc.type}) "
                                "that ie needs for itself")
@@ -221,6 +249,8 @@ class PostfixWiring:
                            "mta.postfix_incoming_services is defined in master.cf")
         out = []
         for i, line in enumerate(lines):
+            if i in dropped:
+                continue
             out.append(line)
             if i in regions:
                 out.append(regions[i])
@@ -297,3 +327,16 @@ def _bracketed(address: str) -> str:
     """``127.0.0.1:10025`` as Postfix writes it in a delay reason: ``127.0.0.1]:10025``."""
     host, _, port = address.rpartition(":")
     return f"{host.strip('[]')}]:{port}" if host else address
+
+
+def without_parameter(main_cf: str, name: str) -> str:
+    """``main_cf`` without the ``name = ...`` setting and its continuation lines."""
+    out: list[str] = []
+    skipping = False
+    for line in main_cf.splitlines(keepends=True):
+        if skipping and line[:1] in (" ", "\t") and line.strip():
+            continue
+        skipping = re.match(rf"{re.escape(name)}\s*=", line) is not None
+        if not skipping:
+            out.append(line)
+    return "".join(out)

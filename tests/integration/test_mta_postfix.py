@@ -352,3 +352,41 @@ def test_disable_sends_the_mail_that_waited_for_ie_on_its_way(stack):
     assert sorted(m.data.split(b"Subject: ")[1].split(b"\r\n")[0] for m in got) == [
         b"w0", b"w1", b"w2"]
     stack.postfix.wait_queue_empty()
+
+
+def test_enable_takes_over_ies_own_hand_wiring(stack):
+    """The wiring the README once showed (main.cf content_filter to ie, an ie_out
+    transport, a hand-written reinjection listener) is ie's own: enable replaces it
+    instead of refusing to chain a content filter (issue 16)."""
+    conf = stack.postfix.conf
+    listen = f"127.0.0.1:{stack.ie.outgoing_port}"
+    reinject = stack.postfix.ie_settings()["filter.reinject"]
+    main_cf, master_cf = conf / "main.cf", conf / "master.cf"
+    main_cf.write_text(main_cf.read_text() + f"content_filter = ie_out:[{listen.split(':')[0]}]"
+                       f":{listen.split(':')[1]}\nsmtpd_sasl_authenticated_header = yes\n")
+    master_cf.write_text(master_cf.read_text()
+                         + "ie_out    unix  -       -       n       -       10      smtp\n"
+                         "  -o smtp_send_xforward_command=yes\n"
+                         f"{reinject} inet n  -       n       -       10      smtpd\n"
+                         "  -o content_filter=\n  -o mynetworks=127.0.0.0/8\n")
+    done = ie_config(stack.config, "enable", "--mta", "postfix")
+    assert done.returncode == 0, done.stderr
+    assert "content_filter" not in main_cf.read_text()
+    assert "smtpd_sasl_authenticated_header = yes" in main_cf.read_text()  # the rest stays
+    wired = master_cf.read_text()
+    assert "ie_out" not in wired and wired.count(f"{reinject} inet") == 1
+    stack.postfix.start()
+    stack.postfix.wait_listening(stack.postfix.reinject_port)
+    stack.ie.start()
+    stack.postfix.submit(message("hand"), ["carol@example.org"], "alice@example.test",
+                         login=ALICE)
+    [got] = stack.internet.wait_for(1, timeout=30)
+    assert b"X-IE-Filter-Id:" in got.data  # through ie, once
+
+
+def test_another_content_filter_is_still_refused(stack):
+    main_cf = stack.postfix.conf / "main.cf"
+    main_cf.write_text(main_cf.read_text() + "content_filter = amavis:[127.0.0.1]:10024\n")
+    done = ie_config(stack.config, "enable", "--mta", "postfix")
+    assert done.returncode != 0
+    assert "main.cf already sets content_filter = amavis:[127.0.0.1]:10024" in done.stderr
