@@ -106,8 +106,13 @@ class BuiltinClassifier:
 
     def stats(self) -> Mapping[str, Any]:
         totals = self._store.totals()
+        lim = self.limits
+        done = min(totals.nham, lim.min_ham) + min(totals.nspam, lim.min_spam)
         return {"ham_messages": totals.nham, "spam_messages": totals.nspam,
-                "tokens": self._store.token_count(), "min_ham": self.limits.min_ham,
-                "min_spam": self.limits.min_spam,
-                "ready": totals.nham >= self.limits.min_ham
-                and totals.nspam >= self.limits.min_spam}
+                "tokens": self._store.token_count(), "min_ham": lim.min_ham,
+                "min_spam": lim.min_spam,
+                "ready": totals.nham >= lim.min_ham and totals.nspam >= lim.min_spam,
+                "progress": f"{100 * done // max(1, lim.min_ham + lim.min_spam)}% of what it "
+                            f"needs to be ready ({min(totals.nspam, lim.min_spam)} of "
+                            f"{lim.min_spam} spam, {min(totals.nham, lim.min_ham)} of "
+                            f"{lim.min_ham} ham)"}

@@ -60,7 +60,8 @@ def describe_stats(stats: Mapping[str, Any]) -> str:
         text = f"learned {stats['ham_messages']} ham, {stats['spam_messages']} spam"
         if stats.get("ready") is False:
             text += (f"; unsure until it has learned {stats.get('min_ham')} ham and "
-                     f"{stats.get('min_spam')} spam")
+                     f"{stats.get('min_spam')} spam: run 'ie-cli learn --from-mailboxes "
+                     "--dry-run', then without --dry-run (or ie-cli learn spam|ham DIR)")
         return text
     shown = [f"{k}={v}" for k, v in stats.items()
              if isinstance(v, str | int | float) and k != "backend"]

@@ -19,6 +19,10 @@ CONFIG_KEYS = (
               "outgoing mail (builtin, or a backend plugin's name such as rspamd)."),
     ConfigKey("classify", "incoming_backend", str, "builtin", "Classifier backend for "
               "incoming mail."),
+    ConfigKey("classify", "learn_mailboxes", list,
+              ["/home/*/Maildir", "/home/*/mail/*/*", "/var/mail/*"],
+              "Where ie-cli learn --from-mailboxes looks for mailboxes (globs: Maildirs, "
+              "mbox folders, mbox spool files)."),
     ConfigKey("classify", "outgoing_fallback", str, FALLBACK_TEMPFAIL, "When the outgoing "
               "backend is down or times out: tempfail (451, the MTA retries) or pass."),
     ConfigKey("classify", "incoming_fallback", str, FALLBACK_PASS, "When the incoming "

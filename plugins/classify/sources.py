@@ -45,6 +45,26 @@ def read_sources(names: tuple[str, ...]) -> Iterator[Item]:
             yield from _file(path)
 
 
+def count_files(names: tuple[str, ...]) -> int | None:
+    """How many files ``names`` hold (an mbox counts as one): for the progress line's time
+    left; ``None`` for standard input."""
+    total = 0
+    for name in names or ("-",):
+        path = Path(name)
+        if name == "-":
+            return None
+        if path.is_dir():
+            folders = [path / s for s in ("cur", "new") if (path / s).is_dir()] or [path]
+            for folder in folders:
+                try:
+                    total += sum(1 for e in folder.iterdir() if not e.name.startswith("."))
+                except OSError:
+                    continue
+        else:
+            total += 1
+    return total
+
+
 def _directory(path: Path) -> Iterator[Item]:
     maildir = [path / sub for sub in ("cur", "new") if (path / sub).is_dir()]
     folders = maildir or [path]

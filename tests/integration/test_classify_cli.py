@@ -154,3 +154,80 @@ def test_learning_and_stats_are_for_root_only(tmp_path):
         os.setresuid(0, 0, 0)
         config.unlink()
         shared.rmdir()
+
+
+def _maildir(root: Path, messages: list[bytes], age_days: float, folder: str = "cur") -> None:
+    for sub in ("cur", "new", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    stamp = __import__("time").time() - age_days * 86400
+    for i, raw in enumerate(messages):
+        path = root / folder / f"{int(stamp)}.{i}.host:2,S"
+        path.write_bytes(raw)
+        os.utime(path, (stamp, stamp))
+
+
+def test_learn_from_the_servers_own_mailboxes(cli: Cli, tmp_path: Path) -> None:
+    """A fresh install learns from the mail it already has: Junk folders as spam, INBOX
+    mail kept for days as ham; dry run first; capped per mailbox; Maildir and mbox
+    (issue 16)."""
+    ham, spam = list(corpus("ham")[:30]), list(corpus("spam")[:30])
+    home = tmp_path / "home"
+    _maildir(home / "alice" / "Maildir", ham[:12], age_days=30)        # kept: ham
+    _maildir(home / "alice" / "Maildir", ham[12:15], age_days=1)       # too recent
+    _maildir(home / "alice" / "Maildir" / ".Junk", spam[:8], age_days=2)
+    _maildir(home / "alice" / "Maildir" / ".Junk", spam[8:10], 0, folder="new")
+    mbox = home / "bob" / "mail"
+    mbox.mkdir(parents=True)
+    (mbox / "Junk").write_bytes(b"".join(
+        b"From x@y Sat Jan  1 00:00:00 2000\n" + m.replace(b"\r\n", b"\n") + b"\n"
+        for m in spam[10:16]))
+    glob = [f"--mailboxes={home}/*/Maildir", f"--mailboxes={home}/*/mail"]
+
+    dry = json.loads(cli("learn", "--from-mailboxes", *glob, "--dry-run", "--json").stdout)
+    assert {(Path(b["path"]).relative_to(home).as_posix(), b["label"], b["messages"])
+            for b in dry["mailboxes"]} == {("alice/Maildir", "ham", 12),
+                                           ("alice/Maildir/.Junk", "spam", 10),
+                                           ("bob/mail/Junk", "spam", 6)}
+    assert (dry["spam"], dry["ham"], dry["backends"]) == (16, 12, {})
+    stats = json.loads(cli("classifier", "stats", "--json").stdout)["backends"]["builtin"]
+    assert (stats["spam_messages"], stats["ham_messages"]) == (0, 0)  # nothing learned
+
+    capped = json.loads(cli("learn", "--from-mailboxes", *glob, "--max-per-mailbox", "5",
+                            "--json").stdout)
+    assert (capped["spam"], capped["ham"]) == (10, 5)
+    stats = json.loads(cli("classifier", "stats", "--json").stdout)["backends"]["builtin"]
+    assert (stats["spam_messages"], stats["ham_messages"]) == (10, 5)
+    assert stats["progress"] == ("7% of what it needs to be ready (10 of 100 spam, "
+                                 "5 of 100 ham)")
+
+
+def test_learn_from_mailboxes_takes_no_label(cli: Cli) -> None:
+    out = cli.script("learn", "spam", "--from-mailboxes")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert out.stderr.strip().endswith("--from-mailboxes takes no LABEL, SOURCES or --forget")
+    out = cli.script("learn")
+    assert out.returncode != 0 and "give LABEL (spam or ham)" in out.stderr
+
+
+def test_a_long_learn_shows_progress_on_a_terminal_only(cli: Cli, tmp_path: Path) -> None:
+    import pty
+
+    folder = tmp_path / "spam"
+    _maildir(folder, list(corpus("spam")[:40]), age_days=1)
+    quiet = cli.script("learn", "spam", str(folder))
+    assert quiet.returncode == 0 and quiet.stderr == ""  # a script sees only the summary
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stderr is the terminal
+        os.execv(IE_CLI, [IE_CLI, "--config", str(cli.config), "learn", "--forget", "spam",
+                          str(folder)])
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.waitpid(pid, 0)
+    assert b"\r40/40 messages, " in seen and b"/s" in seen
