@@ -65,13 +65,7 @@ def learn(label: str | None, sources: tuple[str, ...], forget: bool, from_mailbo
                 failed += 1
                 echo_err(f"ie-cli: {item.where}: {item.error}")
         read += len(good)
-        for backend in backends:
-            try:
-                changed, unchanged = _train(backend, good, spam, forget)
-            except ClassifierUnavailable as err:
-                fail(f"classifier {backend.name} unavailable: {err}")
-            totals[backend.name]["changed"] += changed
-            totals[backend.name]["unchanged"] += unchanged
+        _train_all(backends, good, spam, forget, totals)
         progress.advance(len(batch))
     progress.finish()
     verb = "forgot" if forget else "learned"
@@ -103,13 +97,7 @@ def learn_from_mailboxes(app: App, patterns: tuple[str, ...], junk: str, keep: t
         counts[box.label] += len(raws)
         for start in range(0, len(raws), BATCH):
             batch = raws[start:start + BATCH]
-            for backend in backends:
-                try:
-                    changed, unchanged = _train(backend, batch, box.spam, False)
-                except ClassifierUnavailable as err:
-                    fail(f"classifier {backend.name} unavailable: {err}")
-                totals[backend.name]["changed"] += changed
-                totals[backend.name]["unchanged"] += unchanged
+            _train_all(backends, batch, box.spam, False, totals)
             progress.advance(len(batch))
     progress.finish()
     data = {"dry_run": dry_run, "mailboxes": listed, **counts, "backends": totals}
@@ -137,6 +125,19 @@ def _batches(items: Iterator[Item]) -> Iterator[list[Item]]:
             batch = []
     if batch:
         yield batch
+
+
+def _train_all(backends: Sequence[Classifier], raws: Sequence[bytes], spam: bool,
+               forget: bool, totals: dict[str, dict[str, int]]) -> None:
+    """Train every backend with one batch, adding to ``totals`` (one line and exit 1 when
+    a backend is unavailable)."""
+    for backend in backends:
+        try:
+            changed, unchanged = _train(backend, raws, spam, forget)
+        except ClassifierUnavailable as err:
+            fail(f"classifier {backend.name} unavailable: {err}")
+        totals[backend.name]["changed"] += changed
+        totals[backend.name]["unchanged"] += unchanged
 
 
 def _train(backend: Classifier, raws: Sequence[bytes], spam: bool,
