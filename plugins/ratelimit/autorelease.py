@@ -17,7 +17,14 @@ from sqlalchemy import and_, delete, or_, select
 from ie_core import App, NotFound
 from ie_core.runtime import RuntimeSetting, current
 
-from .counter import WINDOW, add_records, forget, lock_and_check, whitelisted_keys
+from .counter import (
+    WINDOW,
+    add_records,
+    count_sent,
+    forget,
+    lock_and_check,
+    whitelisted_keys,
+)
 from .limits import server_settings
 from .models import RELEASING, SENT, WAITING, RateHeld, SenderObject, SendRecord
 from .objects import ObjectKey
@@ -67,16 +74,16 @@ def _claim(app: App, held_id: str) -> bool:
         names = s.execute(select(SenderObject.so_type, SenderObject.name)
                           .where(SenderObject.id.in_(held.object_ids))).all()
     whitelisted = whitelisted_keys(app, [ObjectKey(t, n) for t, n in names])
-    now = app.clock.now()
     with app.db.session() as s:
-        rows, over = lock_and_check(s, settings, held.object_ids, whitelisted,
-                                    held.recipients, now)
+        rows, over, now = lock_and_check(s, settings, held.object_ids, whitelisted,
+                                         held.recipients, app.clock)
         held = s.scalars(select(RateHeld).where(RateHeld.held_id == held_id)
                          .with_for_update().execution_options(populate_existing=True)
                          ).one_or_none()
         if held is None or not _claimable(held, now) or over:
             return False
         add_records(s, held_id, rows, now, SENT, held.recipients, counted=True)
+        count_sent(rows.values(), held.recipients)
         held.state = RELEASING
         held.claimed_at = now
     return True
@@ -126,9 +133,10 @@ def _drop(app: App, held_id: str) -> None:
 
 
 def prune(app: App, keep: timedelta) -> None:
-    """Forget send records and held entries older than ``keep`` (never less than the
-    window)."""
-    cutoff = app.clock.now() - max(keep, WINDOW)
+    """Forget send records and held entries older than ``keep`` (never less than two
+    windows: a window counter counted up to an hour ago still takes away the sends that
+    left the window since, so those must still be there, see ``counter.refresh``)."""
+    cutoff = app.clock.now() - max(keep, 2 * WINDOW)
     with app.db.session() as s:
         s.execute(delete(SendRecord).where(SendRecord.at < cutoff))
         s.execute(delete(RateHeld).where(RateHeld.held_at < cutoff))

@@ -1,10 +1,14 @@
 """Check-and-count: one transaction that cannot admit more than the limit.
 
-The transaction locks the message's object rows (in id order), sums the last 60
-minutes of their ``sent`` rows, decides, and inserts the new rows before it commits, so
-a second checker (another thread, worker process or node) that wants the same objects
-waits for the lock and then sees this message in its sum.  On SQLite the transaction
-begins ``IMMEDIATE`` and holds the database's write lock instead.
+The transaction locks the message's object rows (in id order), brings each row's window
+counters up to now (:func:`refresh`: it takes away only the sends that left the window
+since the row was last counted, so the cost does not grow with what the sender sent in
+the hour), decides, inserts the new send rows and adds them to the counters before it
+commits.  A second checker (another thread, worker process or node) that wants the same
+objects waits for the lock and then sees this message in the counters.  On SQLite the
+transaction begins ``IMMEDIATE`` and holds the database's write lock instead.  Whatever
+takes a counted send back (:func:`forget`, :func:`relabel`) locks the rows the same way
+and takes it out of the counters while it is still in the window.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from ie_core import App, metrics
+from ie_core import App, Clock, metrics
 from ie_core.events import emit
 
 from .limits import MODE_MESSAGES, ServerSettings, effective_limit, is_whitelisted, server_settings
@@ -59,6 +64,67 @@ def distinct_recipients(rcpt_tos: Iterable[str]) -> int:
     return len({r.strip().strip("<>").lower() for r in rcpt_tos})
 
 
+def refresh(s: Session, rows: Iterable[SenderObject], now: datetime) -> None:
+    """Bring locked rows' counters to the window ending at ``now``.
+
+    A row counted less than an hour ago loses the sends that fell out of the window
+    since (a range of the (object, at) index: only those rows are read); one counted an
+    hour or more ago has nothing left in the window; one never counted (or counted "in
+    the future", a clock that went back) is summed once.
+    """
+    rows = list(rows)
+    full: list[SenderObject] = []
+    partial: list[tuple[SenderObject, datetime]] = []
+    for row in rows:
+        counted_at = row.window_at
+        if counted_at is None or counted_at > now:
+            full.append(row)
+        elif counted_at <= now - WINDOW:
+            row.window_messages = row.window_recipients = 0
+        elif counted_at < now:
+            partial.append((row, counted_at))
+    if full:
+        summed = window_usage(s, [r.id for r in full], now)
+        for row in full:
+            usage = summed.get(row.id, Usage())
+            row.window_messages, row.window_recipients = usage.messages, usage.recipients
+    if partial:
+        expired = s.execute(
+            select(SendRecord.object_id, func.count(),
+                   func.coalesce(func.sum(SendRecord.recipients), 0))
+            .where(or_(*(and_(SendRecord.object_id == row.id,
+                              SendRecord.at > counted_at - WINDOW,
+                              SendRecord.at <= now - WINDOW)
+                         for row, counted_at in partial)),
+                   SendRecord.outcome == SENT, SendRecord.counted.is_(True))
+            .group_by(SendRecord.object_id)).all()
+        gone = {oid: (int(n), int(r)) for oid, n, r in expired}
+        for row, _ in partial:
+            n, r = gone.get(row.id, (0, 0))
+            row.window_messages = max(0, row.window_messages - n)
+            row.window_recipients = max(0, row.window_recipients - r)
+    for row in rows:
+        row.window_at = now
+
+
+def count_sent(rows: Iterable[SenderObject], recipients: int) -> None:
+    """Add one counted send to refreshed rows' counters."""
+    for row in rows:
+        row.window_messages += 1
+        row.window_recipients += recipients
+
+
+def uncount(rows: dict[str, SenderObject], records: Iterable[Any]) -> None:
+    """Take counted ``sent`` records (object_id, at, recipients) back out of the locked
+    rows' counters, those still inside the window the counters describe."""
+    for rec in records:
+        row = rows.get(rec.object_id)
+        if row is None or row.window_at is None or rec.at <= row.window_at - WINDOW:
+            continue
+        row.window_messages = max(0, row.window_messages - 1)
+        row.window_recipients = max(0, row.window_recipients - rec.recipients)
+
+
 def window_usage(s: Session, ids: Iterable[str], now: datetime) -> dict[str, Usage]:
     """Counted ``sent`` messages and recipients per object in the 60 minutes before
     ``now`` (a send at ``t`` stops counting at ``t + 60 min``)."""
@@ -96,17 +162,17 @@ def whitelisted_keys(app: App, keys: Iterable[ObjectKey]) -> set[tuple[str, str]
 
 def lock_and_check(s: Session, settings: ServerSettings, object_ids: Iterable[str],
                    whitelisted: set[tuple[str, str]], recipients: int,
-                   now: datetime) -> tuple[dict[str, SenderObject], list[Over]]:
+                   clock: Clock) -> tuple[dict[str, SenderObject], list[Over], datetime]:
     """Lock the objects' rows (until ``s`` ends, see :func:`.objects.lock`) and return
-    them with the objects one more message would take over their limit."""
+    them with the objects one more message would take over their limit, and the time
+    of the check: read once the locks are held, so the counters only move forward."""
     rows = lock(s, list(object_ids))
-    limited = [r.id for r in rows.values()  # an unlimited object's window is never summed
-               if effective_limit(settings, r.so_type, r.limit_override,
-                                  (r.so_type, r.name) in whitelisted)]
-    usage = window_usage(s, limited, now)
+    now = clock.now()
+    refresh(s, rows.values(), now)
+    usage = {r.id: Usage(r.window_messages, r.window_recipients) for r in rows.values()}
     over = over_limits(settings, [(r.id, r.so_type, r.name, r.limit_override)
                                   for r in rows.values()], whitelisted, usage, recipients)
-    return rows, over
+    return rows, over, now
 
 
 def admit(app: App, message_id: str, ids: dict[ObjectKey, str], recipients: int,
@@ -116,12 +182,14 @@ def admit(app: App, message_id: str, ids: dict[ObjectKey, str], recipients: int,
     objects over their limit (empty: admitted)."""
     settings = server_settings(app)
     whitelisted = whitelisted_keys(app, ids)
-    now = app.clock.now()
     emitted = False
     with app.db.session() as s:
-        rows, over = lock_and_check(s, settings, ids.values(), whitelisted, recipients, now)
+        rows, over, now = lock_and_check(s, settings, ids.values(), whitelisted, recipients,
+                                         app.clock)
         outcome = QUARANTINED if over else SENT
         add_records(s, message_id, rows, now, outcome, recipients, counted=True)
+        if not over:
+            count_sent(rows.values(), recipients)
         for item in over:
             row = rows[item.object_id or ""]
             if row.limited_at is None or row.limited_at <= now - WINDOW:
@@ -188,10 +256,24 @@ def forget(app: App, message_id: str, outcome: str | None = None) -> None:
     if outcome is not None:
         cond.append(SendRecord.outcome == outcome)
     with app.db.session() as s:
+        _take_back(s, and_(*cond))
         s.execute(delete(SendRecord).where(and_(*cond)))
 
 
 def relabel(app: App, message_id: str, outcome: str) -> None:
+    """A counted send that was held after all (its allowance comes back)."""
+    cond = SendRecord.message_id == message_id
     with app.db.session() as s:
-        s.execute(update(SendRecord).where(SendRecord.message_id == message_id)
-                  .values(outcome=outcome))
+        if outcome != SENT:
+            _take_back(s, cond)
+        s.execute(update(SendRecord).where(cond).values(outcome=outcome))
+
+
+def _take_back(s: Session, cond: Any) -> None:
+    """Lock the objects of the counted ``sent`` records ``cond`` names (in id order, as
+    :func:`admit` does) and take the records out of their counters."""
+    records = s.execute(select(SendRecord.object_id, SendRecord.at, SendRecord.recipients)
+                        .where(cond, SendRecord.outcome == SENT,
+                               SendRecord.counted.is_(True))).all()
+    if records:
+        uncount(lock(s, [r.object_id for r in records]), records)

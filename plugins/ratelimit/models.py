@@ -27,7 +27,13 @@ class SenderObject(Base):
     """An account, domain, sender email or script.  ``id`` never changes; ``parent_id``
     places it in the stats tree (domain and script -> account, sender email -> domain).
     ``limit_override`` is the per-object limit (``None``: the server default).
-    ``limited_at`` is when it last went over its limit (cleared when mail passes)."""
+    ``limited_at`` is when it last went over its limit (cleared when mail passes).
+
+    ``window_messages`` and ``window_recipients`` are the counted ``sent`` messages and
+    their recipients in the 60 minutes before ``window_at``: kept up to date under the
+    row's lock (a send adds, a send that did not leave or that fell out of the window
+    takes away), so checking a limit never sums the hour's rows (``None``: not counted
+    yet, the next check sums them once)."""
 
     __tablename__ = "ratelimit_objects"
     __table_args__ = (UniqueConstraint("so_type", "name"),)
@@ -39,6 +45,9 @@ class SenderObject(Base):
     limit_override: Mapped[int | None] = mapped_column(Integer)
     limited_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    window_messages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    window_recipients: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    window_at: Mapped[datetime | None]
 
 
 class SendRecord(Base):

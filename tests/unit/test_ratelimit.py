@@ -244,7 +244,7 @@ def test_concurrent_checks_never_admit_more_than_the_limit(app):
                                           ("whitelist", "whitelist_entries")])
 def test_migrations_downgrade_and_upgrade(make_app, db_url, branch, table):
     app = make_app(db_url=db_url)
-    migrate.downgrade(app.db, f"{branch}@-1")  # this branch only
+    migrate.downgrade(app.db, f"{branch}@0001_core")  # this branch only, all its revisions
     assert table not in inspect(app.db.engine).get_table_names()
     assert "message_log" in inspect(app.db.engine).get_table_names()
     migrate.upgrade(app.db)
