@@ -8,6 +8,7 @@ Dovecot; ie-filterd runs as a subprocess.
 from __future__ import annotations
 
 import pwd
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,6 +79,15 @@ class Stack:
         with engine.begin() as conn:
             conn.execute(delete(MessageLog))
         engine.dispose()
+
+
+def wait_rows(stack: Stack, count: int, timeout: float = 10.0) -> list[MessageLog]:
+    deadline = time.monotonic() + timeout
+    rows = stack.log_rows()
+    while len(rows) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+        rows = stack.log_rows()
+    return rows
 
 
 @contextmanager
@@ -170,7 +180,7 @@ def test_port_25_goes_to_the_incoming_listener_local_sendmail_to_the_outgoing(ru
     running.postfix.sendmail(message("local"), ["carol@example.org"])
     running.mailbox.wait_for(1, timeout=20)
     running.internet.wait_for(1, timeout=20)
-    rows = running.log_rows()
+    rows = wait_rows(running, 2)  # ie logs a message just after the MTA took it back
     assert sorted(r.direction for r in rows) == ["incoming", "outgoing"]
     [local] = [r for r in rows if r.direction == "outgoing"]
     assert local.rcpt_tos == ["carol@example.org"]

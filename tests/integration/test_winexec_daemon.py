@@ -9,6 +9,7 @@ import json
 import smtplib
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,9 @@ def send(port: int, raw: bytes, rcpt: str = "bob@example.org") -> tuple[int, str
     return code, reply.decode()
 
 
-def test_executable_is_held_then_delivered_once_allowed(run_daemon, sink, db_url, tmp_path):
+def test_executable_is_held_then_delivered_once_allowed(run_daemon, sink, db_url, tmp_path,
+                                                        clock):
+    clock.set(datetime.now(UTC))  # ie-cli reads the system's clock (emails list: last 30 days)
     config = config_file(tmp_path, db_url)
     d = run_daemon(db_url=db_url, config=config, **ONLY_WINEXEC)
 
