@@ -8,8 +8,10 @@ Plugins import from here and from these modules only (:data:`PUBLIC_MODULES`, ch
 ``ie_core.commands`` and ``ie_core.account_options`` (what plugins add to the command
 lines), ``ie_core.identity`` (address and name checks), ``ie_core.config`` (host:port
 values, the default config path), ``ie_core.message`` (header decoding),
-``ie_core.rawheaders`` (editing a message's header block byte-exactly) and
-``ie_core.durations`` (``--since``-style durations).  The core never imports a plugin.
+``ie_core.rawheaders`` (editing a message's header block byte-exactly),
+``ie_core.durations`` (``--since``-style durations), ``ie_core.background`` (the
+services a plugin declares with ``ie_background``) and ``ie_core.metrics`` (counters a
+plugin updates).  The core never imports a plugin.
 """
 
 import pluggy

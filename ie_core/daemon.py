@@ -106,7 +106,7 @@ class FilterDaemon:
                             (signal.SIGINT, self.request_stop), (signal.SIGHUP, self.reload)):
                 loop.add_signal_handler(sig, fn)
         self.app.hooks.startup(self.app)
-        self.background = Runner(services(self.app), self._scopes)
+        self.background = Runner(services(self.app, self._scopes), self._scopes)
         self.background.start()
 
     def request_stop(self) -> None:
@@ -165,11 +165,16 @@ async def run(app: App, sockets: dict[Direction, socket.socket] | None = None,
     await daemon.serve_until_stopped()
 
 
-def services(app: App) -> list[BackgroundService]:
-    """The plugins' background services and core's own: the event observers (when a
-    plugin observes events) and the monitoring endpoint (when it is on)."""
-    core = [events.observers_service(app), metrics_http.service(app)]
-    return [*app.hooks.background(app), *(s for s in core if s is not None)]
+def services(app: App, scopes: tuple[Scope, ...]) -> list[BackgroundService]:
+    """The plugins' background services and, in a process that runs ``DAEMON`` ones,
+    core's own: the event observers' dispatch (when a plugin observes events) and the
+    monitoring endpoint (when it is on).  Core's are declared only there because
+    declaring the dispatch places its cursor in the database."""
+    declared = app.hooks.background(app)
+    if Scope.DAEMON in scopes:
+        core = [events.observers_service(app), metrics_http.service(app)]
+        declared += [s for s in core if s is not None]
+    return declared
 
 
 def serve_background(app: App) -> None:
@@ -178,7 +183,7 @@ def serve_background(app: App) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda _sig, _frame: stop.set())
-    runner = Runner(services(app), (Scope.DAEMON,))
+    runner = Runner(services(app, (Scope.DAEMON,)), (Scope.DAEMON,))
     runner.start()
     while not stop.wait(0.5):
         pass
@@ -197,12 +202,12 @@ def run_workers(app: App, count: int) -> int:
                                         "filter.outgoing_listen"),
                Direction.INCOMING: bind(app.config.get("filter.incoming_listen"),
                                         "filter.incoming_listen")}
-    app.db.dispose()  # never share database connections across fork
     workers: set[int] = set()
     services: int | None = None
     stopping = False
 
     def fork(child: Callable[[], None], what: str) -> int:
+        app.db.dispose()  # never share database connections across fork
         pid = os.fork()
         if pid == 0:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -194,7 +194,11 @@ def ie_background(app: App) -> Sequence[BackgroundService]:
     `filter.workers` > 1, in the services process beside the workers), `Scope.WORKER` in
     every process that serves SMTP.  `ie_core.background.periodic(name, every, step)`
     makes a service of a function called every so many seconds (an exception in one pass
-    is logged and the next pass comes as usual)."""
+    is logged and the next pass comes as usual).  The hook itself is called in every
+    process that runs services, whatever their scope: declaring a service must not start
+    or claim anything (sockets, files, rows); that belongs in `run`.  `run` must come back
+    within a second or so of the event being set (wait on it, or poll it): stopping waits
+    ten seconds in all."""
 
 
 @hookspec
@@ -215,4 +219,5 @@ def ie_startup(app: App) -> None:
 
 @hookspec
 def ie_shutdown(app: App) -> None:
-    """A process that serves SMTP is stopping: release what `ie_startup` took."""
+    """A process that serves SMTP is stopping (every worker, after its background
+    services have stopped): release what `ie_startup` took."""

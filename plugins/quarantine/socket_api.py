@@ -277,6 +277,28 @@ def _answer(conn: socket.socket, reply: dict[str, Any]) -> None:
 _ERRORS: dict[str, type[IeError]] = {v: k for k, v in _KINDS.items()}
 
 
+def _send_request(sock: socket.socket, op: str, args: dict[str, Any]) -> None:
+    """Send the request line.  The service answers a connection it refuses (too many at
+    once) and closes it without reading the request: sending may then fail with a broken
+    pipe while the refusal waits to be read, so that failure is left to the read."""
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        sock.sendall(json.dumps({"op": op, "args": args}).encode("utf-8") + b"\n")
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    """What the service sends until it closes.  Closing a refused connection with the
+    request unread shows here as a reset once the answer has been read: a complete
+    answer line is then the answer."""
+    data = bytearray()
+    try:
+        while chunk := sock.recv(1 << 16):
+            data += chunk
+    except ConnectionResetError:
+        if b"\n" not in data:
+            raise
+    return bytes(data)
+
+
 def stream(path: str, op: str, args: dict[str, Any], out: BinaryIO) -> None:
     """Ask the service at ``path`` for a streaming operation and copy the bytes to
     ``out`` as they arrive; raise the error it answers as an IeError, and an IeError when
@@ -285,7 +307,7 @@ def stream(path: str, op: str, args: dict[str, Any], out: BinaryIO) -> None:
         sock.settimeout(CLIENT_TIMEOUT)
         try:
             sock.connect(path)
-            sock.sendall(json.dumps({"op": op, "args": args}).encode("utf-8") + b"\n")
+            _send_request(sock, op, args)
             reader = sock.makefile("rb")
             size = (_reply(path, reader.readline(MAX_REQUEST)).get("result") or {}).get("size")
             if not isinstance(size, int) or size < 0:
@@ -321,12 +343,10 @@ def call(path: str, op: str, args: dict[str, Any]) -> dict[str, Any]:
         sock.settimeout(CLIENT_TIMEOUT)
         try:
             sock.connect(path)
-            sock.sendall(json.dumps({"op": op, "args": args}).encode("utf-8") + b"\n")
-            data = bytearray()
-            while chunk := sock.recv(1 << 16):
-                data += chunk
+            _send_request(sock, op, args)
+            data = _read_answer(sock)
         except OSError as err:
             raise IeError(f"cannot reach the ie service at {path}: "
                           f"{err.strerror or err} (is ie-filterd running?)") from None
-    result: dict[str, Any] = _reply(path, bytes(data)).get("result") or {}
+    result: dict[str, Any] = _reply(path, data).get("result") or {}
     return result

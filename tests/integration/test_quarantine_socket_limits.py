@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ie_core import IeError
 from ie_plugins.quarantine import socket_api
 from tests.integration.test_quarantine_daemon import MarkerPlugin, message, send
 from tests.integration.test_quarantine_isolation import public_dir, unix_users  # noqa: F401
@@ -101,9 +102,9 @@ def test_one_uid_cannot_take_every_slot(served, unix_users, monkeypatch):  # noq
     held = [connect(path) for _ in range(PER_UID)]  # root, sending nothing
     try:
         time.sleep(0.2)
-        reply = ask(path, LIST)
-        assert reply == {"ok": False, "kind": "error", "error":
-                         f"too many requests of yours at once (at most {PER_UID})"}
+        with pytest.raises(IeError) as refused:  # what ie-cli's client reads
+            socket_api.call(path, "emails.list", {})
+        assert str(refused.value) == f"too many requests of yours at once (at most {PER_UID})"
         (_, uid, gid), _ = unix_users
         client = (f"import json, socket; s = socket.socket(socket.AF_UNIX); "
                   f"s.connect({path!r}); s.sendall({LIST!r}); "
