@@ -153,8 +153,8 @@ def disable(mta: str | None, as_json: bool) -> None:
                        "mta_reload": reloaded, "queue": wiring.release_queue()})
     data = {"unwired": report, "services": services.stop(app)}
     emit(data, as_json, lambda: "\n".join(
-        [*(f"{r['mta']}: restored {', '.join(r['restored'])}; {r['mta_reload']}; "
-           f"{r['queue']}" for r in report)] or ["ie was not wired into any MTA: nothing changed"]
+        ([*(f"{r['mta']}: restored {', '.join(r['restored'])}; {r['mta_reload']}; "
+           f"{r['queue']}" for r in report)] or ["ie was not wired into any MTA: nothing changed"])
         + [str(data["services"])]))
 
 

@@ -116,3 +116,37 @@ def test_hand_edited_markers_are_one_line_when_choosing_the_mta(
     assert done.output.count("\n") == 1
     assert f"ie-config: error: cannot tell whether ie is wired into postfix: {master}: an " \
            "ie-filter region is never closed" in done.output
+
+
+def _postfix_ok(args: Sequence[str], timeout: float = 60.0) -> tuple[int, str]:
+    return 0, ""
+
+
+def test_a_fresh_install_starts_its_daemons_without_naming_a_missing_config_file(
+        tmp_app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Postfix needs no /etc/ie/ie.toml, and a fresh install has none: ``--config`` would
+    make the daemons exit ('configuration file ... does not exist'), so neither the start
+    instruction nor the units name one (the daemons read that file once it exists)."""
+    (tmp_path / "postfix" / "master.cf").write_text(MASTER_CF)
+    monkeypatch.setattr(postfix, "run", _postfix_ok)
+    done = invoke(tmp_app, "enable", "--mta", "postfix")
+    assert done.exit_code == 0, done.output
+    assert "start ie yourself, e.g. 'ie-filterd &' from your init system" in done.output
+    units = services.render_units(tmp_app)
+    assert units
+    for name, unit in units.items():
+        [start] = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+        assert start == f"ExecStart={services.bindir()}/{name.removesuffix('.service')}"
+
+
+def test_disable_says_what_became_of_ies_services_after_unwiring(
+        tmp_app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "postfix" / "master.cf").write_text(MASTER_CF)
+    monkeypatch.setattr(postfix, "run", _postfix_ok)
+    assert invoke(tmp_app, "enable", "--mta", "postfix").exit_code == 0
+    off = invoke(tmp_app, "disable", "--mta", "postfix")
+    assert off.exit_code == 0, off.output
+    restored, stopped = off.output.splitlines()
+    assert restored.startswith("postfix: restored ")
+    assert stopped == ("this host does not run systemd: stop ie yourself ('ie-config stop', "
+                       "and ie-notifyd from your init system)")
