@@ -8,8 +8,9 @@ Plugins import from here and from these modules only (:data:`PUBLIC_MODULES`, ch
 ``ie_core.commands`` and ``ie_core.account_options`` (what plugins add to the command
 lines), ``ie_core.identity`` (address and name checks), ``ie_core.config`` (host:port
 values, the default config path), ``ie_core.message`` (header decoding),
-``ie_core.rawheaders`` (editing a message's header block byte-exactly) and
-``ie_core.durations`` (``--since``-style durations).  The core never imports a plugin.
+``ie_core.rawheaders`` (editing a message's header block byte-exactly),
+``ie_core.durations`` (``--since``-style durations) and ``ie_core.pidfile`` (the running
+ie-filterd).  The core never imports a plugin.
 """
 
 import pluggy
@@ -40,7 +41,7 @@ PUBLIC_MODULES = frozenset({
     "ie_core.smtp.reinject",
     "ie_core.classifier", "ie_core.runtime", "ie_core.commands", "ie_core.account_options",
     "ie_core.identity", "ie_core.config", "ie_core.message", "ie_core.rawheaders",
-    "ie_core.durations", "ie_core.background", "ie_core.metrics",
+    "ie_core.durations", "ie_core.background", "ie_core.metrics", "ie_core.pidfile",
 })
 
 __all__ = [

@@ -122,7 +122,8 @@ def enable(mta: str | None, as_json: bool) -> None:
         data["mta_reload"] = wiring.reload()
     else:
         data["mta_reload"] = "already enabled: nothing changed"
-    data["services"] = services.install(app)
+    ie_config = set(wiring.extra_files())
+    data["services"] = services.install(app, config_changed=any(p in ie_config for p in changes))
     emit(data, as_json, lambda: "\n".join(
         [f"{wiring.name}: " + (f"changed {', '.join(map(str, data['changed']))}"  # type: ignore
                                if data["changed"] else "already wired, nothing changed"),

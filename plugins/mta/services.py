@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
-from ie_core import App
+from ie_core import App, IeError, pidfile
 
 from .files import atomic_write
 from .wiring import run, summarise, templates
@@ -47,9 +49,13 @@ def systemd_host() -> bool:
     return SYSTEMD_RUNNING.is_dir()
 
 
-def install(app: App) -> str:
-    """Write the units, reload systemd, enable and start (or restart) ie's services."""
+def install(app: App, config_changed: bool = False) -> str:
+    """Write the units, reload systemd, enable and start (or restart) ie's services.
+    Without systemd: say how to start ie, or, when ``enable`` changed ie's own
+    configuration, make the ie-filterd already running read it."""
     if not systemd_host():
+        if config_changed:
+            return reload_running(app)
         return NOT_SYSTEMD.format(config_option=config_option(app))
     unit_dir = Path(app.config.get("mta.systemd_unit_dir"))
     units = render_units(app)
@@ -61,6 +67,19 @@ def install(app: App) -> str:
         if code != 0:
             return f"systemctl {' '.join(args)} failed: {summarise(out)}"
     return "services enabled and started: " + ", ".join(units)
+
+
+def reload_running(app: App) -> str:
+    """SIGHUP to the ie-filterd of ie's pid file, so that it reads its configuration again."""
+    path = pidfile.default_path(app)
+    try:
+        pid = pidfile.running_pid(path)
+    except IeError:
+        return (f"ie's configuration changed (no ie-filterd runs on {path}: if one runs "
+                "on another pid file, 'ie-config reload --pidfile FILE'); "
+                + NOT_SYSTEMD.format(config_option=config_option(app)))
+    os.kill(pid, signal.SIGHUP)
+    return f"ie's configuration changed: ie-filterd (pid {pid}) told to read it again (SIGHUP)"
 
 
 def stop(app: App) -> str:

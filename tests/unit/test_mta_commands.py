@@ -46,7 +46,8 @@ def tmp_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
     app = create_app(None, overrides={
         "ie.data_dir": str(tmp_path / "data"), "mta.postfix_dir": str(tmp_path / "postfix"),
         "mta.exim_config": str(tmp_path / "exim.conf"), "mta.exim_binary": "/bin/true",
-        "quarantine.cli_socket": str(tmp_path / "cli.sock")})
+        "quarantine.cli_socket": str(tmp_path / "cli.sock"),
+        "ie.pid_file": str(tmp_path / "ie.pid")})  # never a daemon running on this host
     assert app.config.path is None
     yield app
     app.close()
@@ -65,6 +66,11 @@ def test_exim_enable_creates_ies_config_and_its_directory_disable_removes_the_fi
     on = invoke(tmp_app, "enable", "--mta", "exim")
     assert on.exit_code == 0, on.output
     assert 'auth_header = "X-IE-Auth-User"' in ie_toml.read_text()
+    assert on.output.splitlines()[-1] == (
+        f"ie's configuration changed (no ie-filterd runs on {tmp_path / 'ie.pid'}: if one "
+        "runs on another pid file, 'ie-config reload --pidfile FILE'); this host does not "
+        "run systemd: start ie yourself, e.g. 'ie-filterd &' from your init system (see "
+        "docs/operations.md, 'Hosts without systemd')")
     assert ie_toml.parent.stat().st_mode & 0o777 == 0o755
     assert invoke(tmp_app, "enable", "--mta", "exim").exit_code == 0  # nothing to change
     off = invoke(tmp_app, "disable", "--mta", "exim")
