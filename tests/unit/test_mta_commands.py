@@ -157,3 +157,29 @@ def test_disable_says_what_became_of_ies_services_after_unwiring(
     assert restored.startswith("postfix: restored ")
     assert stopped == ("this host does not run systemd: stop ie yourself ('ie-config stop', "
                        "and ie-notifyd from your init system)")
+
+
+@pytest.mark.parametrize("hand", ["  -o { content_filter = ie_filter:[127.0.0.1]:10027 }\n",
+                                  "  -o content_filter=ie_filter:[127.0.0.1]:10027\n"])
+def test_a_service_wired_to_ie_by_hand_is_taken_over(
+        tmp_app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hand: str) -> None:
+    master = tmp_path / "postfix" / "master.cf"
+    master.write_text(MASTER_CF + hand + "  -o receive_override_options=no_address_mappings\n")
+    monkeypatch.setattr(postfix, "run", _postfix_ok)
+    assert invoke(tmp_app, "enable", "--mta", "postfix").exit_code == 0
+    assert invoke(tmp_app, "disable", "--mta", "postfix").exit_code == 0
+    assert master.read_text() == MASTER_CF  # the hand wiring does not come back
+
+
+def test_a_hand_wired_line_ie_cannot_take_out_alone_is_one_clear_error(
+        tmp_app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    master = tmp_path / "postfix" / "master.cf"
+    master.write_text(MASTER_CF + "  -o content_filter=ie_filter:[127.0.0.1]:10027 "
+                      "-o smtpd_tls_security_level=may\n")
+    monkeypatch.setattr(postfix, "run", _postfix_ok)
+    done = invoke(tmp_app, "enable", "--mta", "postfix")
+    assert done.exit_code == 1
+    assert done.output == (
+        "ie-config: error: cannot enable postfix: master.cf service smtp/inet sends its mail "
+        "to ie (content_filter=ie_filter:[127.0.0.1]:10027) on a line that holds more: take "
+        "that option out by hand, then run enable again\n")
