@@ -10,8 +10,9 @@ lines), ``ie_core.identity`` (address and name checks), ``ie_core.config`` (host
 values, the default config path), ``ie_core.message`` (header decoding),
 ``ie_core.rawheaders`` (editing a message's header block byte-exactly),
 ``ie_core.durations`` (``--since``-style durations), ``ie_core.background`` (the
-services a plugin declares with ``ie_background``) and ``ie_core.metrics`` (counters a
-plugin updates).  The core never imports a plugin.
+services a plugin declares with ``ie_background``), ``ie_core.metrics`` (counters a
+plugin updates) and ``ie_core.pidfile`` (the running ie-filterd).  The core never imports
+a plugin.
 """
 
 import pluggy
@@ -42,7 +43,7 @@ PUBLIC_MODULES = frozenset({
     "ie_core.smtp.reinject",
     "ie_core.classifier", "ie_core.runtime", "ie_core.commands", "ie_core.account_options",
     "ie_core.identity", "ie_core.config", "ie_core.message", "ie_core.rawheaders",
-    "ie_core.durations", "ie_core.background", "ie_core.metrics",
+    "ie_core.durations", "ie_core.background", "ie_core.metrics", "ie_core.pidfile",
 })
 
 __all__ = [

@@ -22,7 +22,7 @@ from . import health, managed, services
 from .exim import EximWiring
 from .files import FileChange
 from .postfix import PostfixWiring
-from .wiring import CheckFailed, Conflict, Wiring, encode, restored, unwired
+from .wiring import CheckFailed, Conflict, Wiring, encode, ie_config_file, restored, unwired
 
 MTAS = ("postfix", "exim")
 
@@ -122,7 +122,7 @@ def enable(mta: str | None, as_json: bool) -> None:
         data["mta_reload"] = wiring.reload()
     else:
         data["mta_reload"] = "already enabled: nothing changed"
-    data["services"] = services.install(app)
+    data["services"] = services.install(app, config_changed=ie_config_file(app) in changes)
     emit(data, as_json, lambda: "\n".join(
         [f"{wiring.name}: " + (f"changed {', '.join(map(str, data['changed']))}"  # type: ignore
                                if data["changed"] else "already wired, nothing changed"),
@@ -153,8 +153,8 @@ def disable(mta: str | None, as_json: bool) -> None:
                        "mta_reload": reloaded, "queue": wiring.release_queue()})
     data = {"unwired": report, "services": services.stop(app)}
     emit(data, as_json, lambda: "\n".join(
-        [*(f"{r['mta']}: restored {', '.join(r['restored'])}; {r['mta_reload']}; "
-           f"{r['queue']}" for r in report)] or ["ie was not wired into any MTA: nothing changed"]
+        ([*(f"{r['mta']}: restored {', '.join(r['restored'])}; {r['mta_reload']}; "
+           f"{r['queue']}" for r in report)] or ["ie was not wired into any MTA: nothing changed"])
         + [str(data["services"])]))
 
 

@@ -25,12 +25,12 @@ import signal
 from pathlib import Path
 
 from ie_core import App
-from ie_core.config import DEFAULT_CONFIG_PATH
 
 from . import managed
 from .wiring import (
     CheckFailed,
     Conflict,
+    ie_config_file,
     listen_addresses,
     read_text,
     reinject_addresses,
@@ -57,7 +57,7 @@ class EximWiring:
         self.app = app
         self.config = Path(app.config.get("mta.exim_config"))
         self.binary = app.config.get("mta.exim_binary")
-        self.ie_config = app.config.path or DEFAULT_CONFIG_PATH
+        self.ie_config = ie_config_file(app)
 
     @property
     def header(self) -> str:

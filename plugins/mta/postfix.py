@@ -17,8 +17,10 @@
 Every service that receives mail (smtpd, pickup, qmqpd) must be in one of the two lists,
 or enable refuses: mail through an unlisted one would skip ie.
 
-main.cf is only read (``postconf``), never edited: every change is an ie-filter region in
-master.cf, whose ``-o`` options win over main.cf.
+main.cf is only read (``postconf``): every change is an ie-filter region in master.cf,
+whose ``-o`` options win over main.cf.  The one exception is ie's own earlier hand wiring,
+which enable takes over (a main.cf ``content_filter`` to ie's listener, or the README's
+master.cf lines), instead of refusing to chain a content filter.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ POSTCONF = "/usr/sbin/postconf"
 POSTQUEUE = "/usr/sbin/postqueue"
 POSTSUPER = "/usr/sbin/postsuper"
 REQUEUE_BATCH = 100
+# per-service options ie's own earlier hand wiring (the README's) set beside its
+# content_filter; ie's region sets them while wired, and without the filter
+# no_address_mappings would switch off the service's aliases
+HAND_OPTIONS = frozenset({"receive_override_options=no_address_mappings",
+                          "smtpd_sasl_authenticated_header=yes"})
 
 
 @dataclass(frozen=True)
@@ -203,10 +210,33 @@ class PostfixWiring:
         target = content_filter.partition(":")[2].replace("[", "").replace("]", "")
         return target in {f"{h}:{p}" for h, p in listen_addresses(self.app).values()}
 
+    def hand_wired(self, lines: list[str], svc: Service) -> tuple[str, set[int]] | None:
+        """ie's own earlier hand wiring of one service (the README's): the transport its
+        ``-o content_filter=`` names when that is ie's listener, and the continuation
+        lines that set it and ie's other per-service options (:data:`HAND_OPTIONS`);
+        ``None`` when the service is not wired to ie by hand."""
+        content_filter = _options(lines, svc).get("content_filter")
+        if not content_filter or not self.points_at_ie(content_filter):
+            return None
+        own = set()
+        for i in range(svc.first + 1, svc.last + 1):
+            m = re.fullmatch(r"-o\s+(?:\{\s*(\w+)\s*=\s*(.*?)\s*\}|(\w+)=(\S*))",
+                             lines[i].strip())
+            if m is None:
+                continue
+            name, value = (m[1], m[2]) if m[1] else (m[3], m[4])
+            if (name == "content_filter" and self.points_at_ie(value)) or \
+                    f"{name}={value}" in HAND_OPTIONS:
+                own.add(i)
+        log.info("event=hand_wiring_taken_over file=%s service=%s content_filter=%s",
+                 self.master, svc.key, content_filter)
+        return content_filter.partition(":")[0], own
+
     def wire(self, text: str, end_of_data: str, hand_transport: str | None = None) -> str:
-        """master.cf wired; services of ie's own earlier hand wiring (the transport that
-        main.cf's content_filter named, a reinjection listener with an empty
-        content_filter) are taken out, ie writes its own."""
+        """master.cf wired; ie's own earlier hand wiring is taken out (a service's
+        ``-o content_filter=`` to ie's listener and the options beside it, the transport
+        that it or main.cf's content_filter named, a reinjection listener with an empty
+        content_filter), ie writes its own."""
         if text and not text.endswith("\n"):
             raise Conflict(f"{self.master} does not end with a newline: add one first")
         addr = listen_addresses(self.app)
@@ -216,12 +246,19 @@ class PostfixWiring:
         incoming = set(self.app.config.get("mta.postfix_incoming_services"))
         env = templates(self.app)
         lines = text.splitlines(keepends=True)
+        entries = services(lines)
         regions: dict[int, str] = {}
         dropped: set[int] = set()
-        for svc in services(lines):
-            hand_written = ((svc.name == hand_transport and svc.command == "smtp")
+        hand_transports = {hand_transport} if hand_transport else set()
+        for svc in entries:
+            if (hand := self.hand_wired(lines, svc)) is not None:
+                hand_transports.add(hand[0])
+                dropped |= hand[1]
+        kept = ["" if i in dropped else line for i, line in enumerate(lines)]
+        for svc in entries:
+            hand_written = ((svc.name in hand_transports and svc.command == "smtp")
                             or (svc.name in reinject and svc.command == "smtpd"
-                                and _options(lines, svc).get("content_filter", "-") == ""))
+                                and _options(kept, svc).get("content_filter", "-") == ""))
             if hand_written:
                 dropped.update(range(svc.first, svc.last + 1))
                 continue
@@ -237,7 +274,11 @@ class PostfixWiring:
                                    "mta.postfix_incoming_services: its mail would skip ie; "
                                    "add it to one of them")
                 continue
-            if other := _options(lines, svc).get("content_filter"):
+            if other := _options(kept, svc).get("content_filter"):
+                if self.points_at_ie(other):
+                    raise Conflict(f"master.cf service {svc.key} sends its mail to ie "
+                                   f"(content_filter={other}) on a line that holds more: "
+                                   "take that option out by hand, then run enable again")
                 raise Conflict(f"master.cf service {svc.key} already has content_filter="
                                f"{other}; ie does not chain content filters")
             regions[svc.last] = managed.region(render_lines(
@@ -249,9 +290,8 @@ class PostfixWiring:
                            "mta.postfix_incoming_services is defined in master.cf")
         out = []
         for i, line in enumerate(lines):
-            if i in dropped:
-                continue
-            out.append(line)
+            if i not in dropped:
+                out.append(line)
             if i in regions:
                 out.append(regions[i])
         block = render_lines(env, "postfix_master.cf.j2", transport=TRANSPORT,

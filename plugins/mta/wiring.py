@@ -9,7 +9,7 @@ from typing import Protocol
 
 import jinja2
 
-from ie_core import App
+from ie_core import App, config
 from ie_core.config import parse_hostport
 
 from . import managed
@@ -53,6 +53,12 @@ class Wiring(Protocol):
     def release_queue(self) -> str:
         """After disable: send the queued messages that were waiting for ie on their way
         without it; say what was done (it never raises)."""
+
+
+def ie_config_file(app: App) -> Path:
+    """ie's own configuration file: the one this ie read, else the default place (where
+    enable may create it)."""
+    return app.config.path or config.DEFAULT_CONFIG_PATH
 
 
 def read_text(path: Path) -> str:

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from ie_plugins.mta import services
 from tests.fixtures.daemon import BIN, DaemonProcess, write_config
 from tests.fixtures.sink import free_port
 
@@ -157,3 +158,47 @@ def test_pidfile_reload_and_stop_signal_this_daemon_only(tmp_path, sink):
     finally:
         d.stop()
         other.stop()
+
+
+EXIM_CONF = """domainlist local_domains = example.test
+acl_smtp_rcpt = acl_check_rcpt
+begin acl
+acl_check_rcpt:
+  accept
+begin routers
+dnslookup:
+  driver = dnslookup
+begin transports
+remote_smtp:
+  driver = smtp
+"""
+
+
+@pytest.mark.skipif(services.systemd_host(), reason="enable would install systemd units here")
+def test_exim_enable_makes_the_running_daemon_read_the_configuration_it_wrote(tmp_path, sink):
+    """Without systemd, ``ie-config enable --mta exim`` writes identity.auth_header into
+    ie's configuration and tells the ie-filterd of the pid file to read it (issue 16)."""
+    exim_conf = tmp_path / "exim.conf"
+    exim_conf.write_text(EXIM_CONF)
+    exim = tmp_path / "exim"  # the check passes; the Exim daemon's pid file names nobody
+    exim.write_text(f"#!/bin/sh\necho 'pid_file_path = {tmp_path}/exim.pid'\n")
+    exim.chmod(0o755)
+    d = DaemonProcess(tmp_path, {"filter.reinject": f"127.0.0.1:{sink.port}",
+                                 "mta.exim_config": str(exim_conf),
+                                 "mta.exim_binary": str(exim),
+                                 "mta.backup_dir": str(tmp_path / "backups")}).start()
+    try:
+        out = subprocess.run([str(BIN / "ie-config"), "--config", str(d.config), "enable",
+                              "--mta", "exim"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert d.proc is not None
+        assert out.stdout.splitlines()[-1] == (
+            f"ie's configuration changed: ie-filterd (pid {d.proc.pid}) told to read it "
+            "again (SIGHUP)")
+        assert 'auth_header = "X-IE-Auth-User"' in d.config.read_text()
+        deadline = time.monotonic() + 10
+        while "event=reloaded" not in d.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "event=reloaded" in d.log()
+    finally:
+        d.stop()

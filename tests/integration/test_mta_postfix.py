@@ -400,3 +400,57 @@ def test_another_content_filter_is_still_refused(stack):
     done = ie_config(stack.config, "enable", "--mta", "postfix")
     assert done.returncode != 0
     assert "main.cf already sets content_filter = amavis:[127.0.0.1]:10024" in done.stderr
+
+
+def readme_hand_wiring(master_cf: str, stack: Stack) -> str:
+    """master.cf wired by hand as the README shows: the three options on each service,
+    then the ie_filter transport and the reinjection listener."""
+    listener = {f"127.0.0.1:{stack.postfix.smtp_port}": stack.ie.incoming_port,
+                f"127.0.0.1:{stack.postfix.submission_port}": stack.ie.outgoing_port,
+                "pickup": stack.ie.outgoing_port}
+    out = []
+    for line in master_cf.splitlines(keepends=True):
+        out.append(line)
+        name = line.split()[0] if line[:1] not in ("", "#", " ", "\t") else ""
+        if name in listener:
+            out.append(f"  -o content_filter=ie_filter:[127.0.0.1]:{listener[name]}\n"
+                       "  -o receive_override_options=no_address_mappings\n"
+                       "  -o smtpd_sasl_authenticated_header=yes\n")
+    reinject = stack.postfix.ie_settings()["filter.reinject"]
+    out.append("ie_filter unix  -       -       n       -       10      smtp\n"
+               "  -o smtp_send_xforward_command=yes\n"
+               "  -o disable_mime_output_conversion=yes\n"
+               f"{reinject} inet  n       -       n       -       -       smtpd\n"
+               "  -o content_filter=\n"
+               "  -o receive_override_options=no_unknown_recipient_checks,"
+               "no_header_body_checks,no_milters\n"
+               "  -o smtpd_recipient_restrictions=permit_mynetworks,reject\n"
+               "  -o mynetworks=127.0.0.0/8\n")
+    return "".join(out)
+
+
+def test_enable_takes_over_the_readmes_hand_wiring(stack):
+    """The README's by-hand wiring (content_filter and its options on each master.cf
+    service, an ie_filter transport, a reinjection listener) is ie's own: enable replaces
+    it instead of refusing to chain a content filter, and disable leaves master.cf as it
+    was before the hand wiring (issue 16)."""
+    master_cf = stack.postfix.conf / "master.cf"
+    original = master_cf.read_text()
+    master_cf.write_text(readme_hand_wiring(original, stack))
+    assert stack.postfix.postfix("check").returncode == 0
+    done = ie_config(stack.config, "enable", "--mta", "postfix")
+    assert done.returncode == 0, done.stderr
+    wired = master_cf.read_text()
+    assert wired.count("ie_filter unix") == 1
+    assert wired.count(f"{stack.postfix.ie_settings()['filter.reinject']} inet") == 1
+    assert wired.count("-o content_filter=ie_filter:") == 3  # one per service, ie's own
+    stack.postfix.start()
+    stack.postfix.wait_listening(stack.postfix.reinject_port)
+    stack.ie.start()
+    stack.postfix.submit(message("hand"), ["carol@example.org"], "alice@example.test",
+                         login=ALICE)
+    [got] = stack.internet.wait_for(1, timeout=30)
+    assert got.data.count(b"X-IE-Filter-Id:") == 1  # through ie, once
+    off = ie_config(stack.config, "disable", "--mta", "postfix")
+    assert off.returncode == 0, off.stderr
+    assert master_cf.read_text() == original
