@@ -106,7 +106,8 @@ class FilterDaemon:
                             (signal.SIGINT, self.request_stop), (signal.SIGHUP, self.reload)):
                 loop.add_signal_handler(sig, fn)
         self.app.hooks.startup(self.app)
-        self.background = Runner(services(self.app), self._scopes)
+        metrics_socket = metrics_http.bind(self.app) if Scope.DAEMON in self._scopes else None
+        self.background = Runner(services(self.app, metrics_socket), self._scopes)
         self.background.start()
 
     def request_stop(self) -> None:
@@ -165,20 +166,21 @@ async def run(app: App, sockets: dict[Direction, socket.socket] | None = None,
     await daemon.serve_until_stopped()
 
 
-def services(app: App) -> list[BackgroundService]:
+def services(app: App, metrics_socket: socket.socket | None) -> list[BackgroundService]:
     """The plugins' background services and core's own: the event observers (when a
-    plugin observes events) and the monitoring endpoint (when it is on)."""
-    core = [events.observers_service(app), metrics_http.service(app)]
+    plugin observes events) and the monitoring endpoint on ``metrics_socket`` (``None``:
+    not in this process, or off)."""
+    core = [events.observers_service(app), metrics_http.service(app, metrics_socket)]
     return [*app.hooks.background(app), *(s for s in core if s is not None)]
 
 
-def serve_background(app: App) -> None:
+def serve_background(app: App, metrics_socket: socket.socket | None) -> None:
     """The services process: the ``DAEMON`` background services until SIGTERM (the
     parent answers SIGHUP by restarting this process, so it reads the new configuration)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda _sig, _frame: stop.set())
-    runner = Runner(services(app), (Scope.DAEMON,))
+    runner = Runner(services(app, metrics_socket), (Scope.DAEMON,))
     runner.start()
     while not stop.wait(0.5):
         pass
@@ -197,6 +199,7 @@ def run_workers(app: App, count: int) -> int:
                                         "filter.outgoing_listen"),
                Direction.INCOMING: bind(app.config.get("filter.incoming_listen"),
                                         "filter.incoming_listen")}
+    metrics_socket = metrics_http.bind(app)  # served by the services process
     app.db.dispose()  # never share database connections across fork
     workers: set[int] = set()
     services: int | None = None
@@ -218,7 +221,12 @@ def run_workers(app: App, count: int) -> int:
         return pid
 
     def spawn_worker() -> None:
-        workers.add(fork(lambda: asyncio.run(run(app, sockets, (Scope.WORKER,))), "worker"))
+        def child() -> None:
+            if metrics_socket is not None:
+                metrics_socket.close()  # this process does not serve it
+            asyncio.run(run(app, sockets, (Scope.WORKER,)))
+
+        workers.add(fork(child, "worker"))
 
     def spawn_services() -> None:
         nonlocal services
@@ -226,7 +234,7 @@ def run_workers(app: App, count: int) -> int:
         def child() -> None:
             for sock in sockets.values():
                 sock.close()  # this process does not serve SMTP
-            serve_background(_fresh(app))
+            serve_background(_fresh(app), metrics_socket)
 
         services = fork(child, "services")
 
@@ -304,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         migrate.check(app.db)
         app.check_pipeline()
         for key in ("filter.outgoing_listen", "filter.incoming_listen", "filter.reinject",
-                    "filter.incoming_reinject"):
+                    "filter.incoming_reinject", "filter.metrics_listen"):
             if app.config.get(key):
                 parse_hostport(app.config.get(key), key)
         pid_path = Path(args.pidfile) if args.pidfile else pidfile.default_path(app)
@@ -317,9 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         workers = app.config.get("filter.workers")
+        shared = workers > 1 and bool(app.config.get("filter.metrics_listen"))
+        metrics.use_directory(app.data_dir / "metrics" if shared else None)  # before forking
         if workers > 1:
-            if app.config.get("filter.metrics_listen"):
-                metrics.use_directory(app.data_dir / "metrics")  # before any metric exists
             return run_workers(app, workers)
         asyncio.run(run(app))
     except OSError as err:
