@@ -10,7 +10,8 @@ With ``filter.workers`` > 1 every process writes its figures to files in one dir
 (prometheus-client's multiprocess mode, :func:`use_directory`) and the ``/metrics``
 endpoint adds them up, so a scrape shows the daemon's figures, not one worker's.  The
 mode is chosen when prometheus-client is first imported, which is why nothing here
-imports it before :func:`get` is first called.
+imports it before :func:`use_directory` (which does, before the workers fork) or
+:func:`enable` (at start, so the first message does not pay for the import).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def use_directory(directory: Path | None) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(mode=0o700, parents=True)
     os.environ[MULTIPROCESS_ENV] = str(directory)
+    import prometheus_client  # noqa: F401 - now, in multiprocess mode: the forks share it
 
 
 def multiprocess() -> bool:
@@ -110,9 +112,12 @@ _counters: dict[str, Counter] = {}
 
 
 def enable() -> None:
-    """Count from now on in this process (the daemon, when it serves the figures)."""
+    """Count from now on in this process (the daemon, when it serves the figures).  The
+    instruments are made now, at start, so no message waits for prometheus-client to be
+    imported."""
     global _enabled
     _enabled = True
+    get()
 
 
 def get() -> Metrics:
