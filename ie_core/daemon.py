@@ -205,11 +205,17 @@ def run_workers(app: App, count: int) -> int:
     services: int | None = None
     stopping = False
 
+    signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+
     def fork(child: Callable[[], None], what: str) -> int:
+        """A child running ``child``; a signal that comes meanwhile waits until the child
+        has its own handlers (it never runs the parent's)."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
         pid = os.fork()
         if pid == 0:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for sig in signals:
                 signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
             code = 0
             try:
                 child()
@@ -218,7 +224,14 @@ def run_workers(app: App, count: int) -> int:
                 code = 1
             finally:
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
         return pid
+
+    def stop_if_stopping(pid: int) -> None:
+        """A SIGTERM that came while ``pid`` was being made was not passed on to it."""
+        if stopping:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
     def spawn_worker() -> None:
         def child() -> None:
@@ -226,7 +239,9 @@ def run_workers(app: App, count: int) -> int:
                 metrics_socket.close()  # this process does not serve it
             asyncio.run(run(app, sockets, (Scope.WORKER,)))
 
-        workers.add(fork(child, "worker"))
+        pid = fork(child, "worker")
+        workers.add(pid)
+        stop_if_stopping(pid)
 
     def spawn_services() -> None:
         nonlocal services
@@ -237,6 +252,7 @@ def run_workers(app: App, count: int) -> int:
             serve_background(_fresh(app), metrics_socket)
 
         services = fork(child, "services")
+        stop_if_stopping(services)
 
     def forward(sig: int, _frame: object) -> None:
         nonlocal stopping
