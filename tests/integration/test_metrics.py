@@ -6,6 +6,8 @@ from the outbox; /healthz names what is down."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import smtplib
 import socket
 import subprocess
@@ -133,6 +135,30 @@ def test_counters_after_a_known_mix(tmp_path, sink, workers):
         assert d.stop() == 0
     assert list(foreign.iterdir()) == []
     assert bool(list((tmp_path / "ie-data" / "metrics").glob("*.db"))) == (workers > 1)
+
+
+def test_the_figures_outlive_a_reload_and_a_worker_that_dies(tmp_path, sink):
+    port = free_port()
+    d = DaemonProcess(tmp_path, {"filter.reinject": f"127.0.0.1:{sink.port}",
+                                 "filter.workers": 2, "filter.metrics_listen":
+                                 f"127.0.0.1:{port}"}).start()
+    delivered = {"direction": "outgoing", "action": "deliver", "result": "delivered"}
+    try:
+        send(d.outgoing_port, plain_mail(), 4)
+        assert value(scrape(port), "ie_messages_total", **delivered) == 4
+        d.signal(signal.SIGHUP)  # the services process, which serves /metrics, restarts
+        wait_until(lambda: "event=services_restarting" in d.log())
+        wait_until(lambda: healthz(port)[0] == 200)
+        worker = int(next(line.split("pid=")[1].split()[0] for line in d.log().splitlines()
+                          if "event=listening direction=outgoing" in line))
+        os.kill(worker, signal.SIGKILL)
+        wait_until(lambda: "event=worker_died" in d.log())
+        send(d.outgoing_port, plain_mail(), 2)
+        m = scrape(port)
+        assert value(m, "ie_messages_total", **delivered) == 6
+        assert value(m, "ie_smtp_sessions", listener="outgoing") == 0
+    finally:
+        assert d.stop() == 0
 
 
 def test_classifier_errors_and_send_limit_hits_are_counted(tmp_path, sink, make_app):
