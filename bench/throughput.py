@@ -6,6 +6,10 @@ default plugins and pipeline) whose reinjection goes to an aiosmtpd sink, sends
 messages per second, latency percentiles (SMTP DATA answered) and the daemon's peak RSS.
 
     python bench/throughput.py --messages 500 --clients 8
+
+``--compare-metrics N`` runs N interleaved pairs of daemons, ``filter.metrics_listen`` off
+and on, and prints the CPU per message of each, then the CPU the metric updates of one
+message take on their own (a figure the noise of a shared machine does not blur).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import os
 import smtplib
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -116,6 +121,47 @@ def run_once(messages: list[bytes], count: int, clients: int,
             "rss": rss / 1024, "delivered": delivered, "refused": len(failures)}
 
 
+def instrument_cost(rounds: int = 20000) -> float:
+    """CPU microseconds the metric updates of one delivered outgoing message take in this
+    process: the daemon's calls (session opened and closed, each stage of the default
+    pipeline timed, the reinjection reply and its time, the message and its latency)."""
+    from ie_core import metrics
+    from ie_core.app import create_app
+    from ie_core.verdict import Direction
+
+    stages = [s.name for s in create_app(None).stages(Direction.OUTGOING)]
+    metrics.enable()
+    started = time.process_time()
+    for _ in range(rounds):
+        metrics.get().sessions.labels("outgoing").inc()
+        stage_latency = metrics.get().stage_latency
+        for name in stages:
+            t0 = time.perf_counter()
+            stage_latency.labels(name).observe(time.perf_counter() - t0)
+        m = metrics.get()
+        m.reinjection.labels("outgoing", "2xx").inc()
+        m.reinjection_latency.labels("outgoing").observe(0.01)
+        m = metrics.get()
+        m.messages.labels("outgoing", "deliver", "delivered").inc()
+        m.latency.labels("outgoing").observe(0.02)
+        metrics.get().sessions.labels("outgoing").dec()
+    return (time.process_time() - started) * 1e6 / rounds
+
+
+def instrument_costs() -> dict[str, float]:
+    """:func:`instrument_cost` in a fresh process, figures in memory (one worker) and in
+    prometheus-client's multiprocess files (several workers)."""
+    costs = {}
+    with tempfile.TemporaryDirectory(prefix="ie-bench-mp-") as tmp:
+        for mode, env in (("1 worker", {}), ("workers", {"PROMETHEUS_MULTIPROC_DIR": tmp})):
+            clean = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+            out = subprocess.run([sys.executable, __file__, "--instrument-cost"],
+                                 env={**clean, **env}, capture_output=True, text=True,
+                                 check=True)
+            costs[mode] = float(out.stdout)
+    return costs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=400)
@@ -124,7 +170,11 @@ def main() -> None:
     parser.add_argument("--compare-metrics", type=int, default=0, metavar="REPEATS",
                         help="run REPEATS interleaved pairs, /metrics off and on, and "
                              "print the CPU overhead of the metrics")
+    parser.add_argument("--instrument-cost", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.instrument_cost:
+        print(f"{instrument_cost():.3f}")
+        return
     messages = corpus_messages(min(args.messages, 2250))
     size = sum(len(m) for m in messages) / len(messages)
     print(f"messages: {args.messages} from {args.clients} clients, mean size "
@@ -162,6 +212,9 @@ def compare_metrics(messages: list[bytes], count: int, clients: int, repeats: in
     on = statistics.median(r["cpu_ms"] for r in runs["on"])
     print(f"metrics overhead: {100 * (on - off) / off:+.1f} % CPU per message "
           f"(median of {repeats} interleaved runs each, {workers} worker(s))")
+    for mode, micros in instrument_costs().items():
+        print(f"metric updates alone ({mode}): {micros:.1f} us per message = "
+              f"{100 * micros / (off * 1000):.2f} % of the CPU per message without metrics")
 
 
 if __name__ == "__main__":

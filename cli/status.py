@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import urllib.error
+import urllib.request
 
 import click
 
@@ -32,7 +34,28 @@ def core_items(app: App) -> list[StatusItem]:
         items.append(StatusItem("database", True, f"{app.db.engine.dialect.name}, schema current"))
     except Exception as err:
         items.append(StatusItem("database", False, " ".join(str(err).split())[:200]))
+    items.append(endpoint_item(app))
     return items
+
+
+def endpoint_item(app: App) -> StatusItem:
+    """The daemon's own health view (``/healthz``), where Prometheus looks."""
+    name, listen = "monitoring endpoint", app.config.get("filter.metrics_listen")
+    if not listen:
+        return StatusItem(name, True, "off (filter.metrics_listen is empty)", required=False)
+    url = f"http://{listen}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=15) as resp:
+            return StatusItem(name, True, f"{url} answers {resp.status}", required=False)
+    except urllib.error.HTTPError as err:
+        failing = [line for line in err.read().decode("utf-8", "replace").splitlines()
+                   if line.startswith("FAIL ")]
+        return StatusItem(name, False, f"{url} answers {err.code}: "
+                          + "; ".join(line.removeprefix("FAIL ") for line in failing),
+                          required=False)
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        return StatusItem(name, False, f"{url} not answering ({reason})", required=False)
 
 
 @click.command("status")

@@ -69,11 +69,16 @@ def carry_out(app: App, ctx: MessageContext, verdict: Verdict,
 
 
 def _deliver(reinjector: Reinjector, ctx: MessageContext, data: bytes) -> Reply:
-    """Deliver downstream, counting the reply's class and the time it took."""
+    """Deliver downstream, counting the reply's class (or why none came) and the time
+    it took."""
     started = time.monotonic()
     reply = delivery.deliver(reinjector, ctx, data)
     figures, direction = metrics.get(), ctx.direction.value
-    figures.reinjection.labels(direction, f"{reply.code // 100}xx").inc()
+    failure = replies.NO_ANSWER.get(reply)
+    if failure is None:
+        figures.reinjection.labels(direction, f"{reply.code // 100}xx").inc()
+    else:
+        figures.reinjection_errors.labels(direction, failure).inc()
     figures.reinjection_latency.labels(direction).observe(time.monotonic() - started)
     return reply
 

@@ -16,7 +16,12 @@ from ie_core.errors import IeError
 
 class ClassifierUnavailable(IeError):
     """The backend is down, timed out or answered nonsense (the stage then applies the
-    configured fallback; for outgoing mail that is a tempfail by default)."""
+    configured fallback; for outgoing mail that is a tempfail by default).  Raise it
+    ``from`` the error that caused it: a :class:`TimeoutError` cause makes it a timeout."""
+
+    @property
+    def timed_out(self) -> bool:
+        return isinstance(self.__cause__, TimeoutError)
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,9 @@ class FilterDaemon:
                             (signal.SIGINT, self.request_stop), (signal.SIGHUP, self.reload)):
                 loop.add_signal_handler(sig, fn)
         self.app.hooks.startup(self.app)
-        self.background = Runner(services(self.app, self._scopes), self._scopes)
+        metrics_socket = metrics_http.bind(self.app) if Scope.DAEMON in self._scopes else None
+        self.background = Runner(services(self.app, self._scopes, metrics_socket),
+                                 self._scopes)
         self.background.start()
 
     def request_stop(self) -> None:
@@ -165,25 +167,26 @@ async def run(app: App, sockets: dict[Direction, socket.socket] | None = None,
     await daemon.serve_until_stopped()
 
 
-def services(app: App, scopes: tuple[Scope, ...]) -> list[BackgroundService]:
+def services(app: App, scopes: tuple[Scope, ...],
+             metrics_socket: socket.socket | None) -> list[BackgroundService]:
     """The plugins' background services and, in a process that runs ``DAEMON`` ones,
     core's own: the event observers' dispatch (when a plugin observes events) and the
-    monitoring endpoint (when it is on).  Core's are declared only there because
-    declaring the dispatch places its cursor in the database."""
+    monitoring endpoint on ``metrics_socket`` (``None``: off).  Core's are declared only
+    there because declaring the dispatch places its cursor in the database."""
     declared = app.hooks.background(app)
     if Scope.DAEMON in scopes:
-        core = [events.observers_service(app), metrics_http.service(app)]
+        core = [events.observers_service(app), metrics_http.service(app, metrics_socket)]
         declared += [s for s in core if s is not None]
     return declared
 
 
-def serve_background(app: App) -> None:
+def serve_background(app: App, metrics_socket: socket.socket | None) -> None:
     """The services process: the ``DAEMON`` background services until SIGTERM (the
     parent answers SIGHUP by restarting this process, so it reads the new configuration)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda _sig, _frame: stop.set())
-    runner = Runner(services(app, (Scope.DAEMON,)), (Scope.DAEMON,))
+    runner = Runner(services(app, (Scope.DAEMON,), metrics_socket), (Scope.DAEMON,))
     runner.start()
     while not stop.wait(0.5):
         pass
@@ -202,16 +205,23 @@ def run_workers(app: App, count: int) -> int:
                                         "filter.outgoing_listen"),
                Direction.INCOMING: bind(app.config.get("filter.incoming_listen"),
                                         "filter.incoming_listen")}
+    metrics_socket = metrics_http.bind(app)  # served by the services process
     workers: set[int] = set()
     services: int | None = None
     stopping = False
 
+    signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+
     def fork(child: Callable[[], None], what: str) -> int:
+        """A child running ``child``; a signal that comes meanwhile waits until the child
+        has its own handlers (it never runs the parent's)."""
         app.db.dispose()  # never share database connections across fork
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
         pid = os.fork()
         if pid == 0:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for sig in signals:
                 signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
             code = 0
             try:
                 child()
@@ -220,10 +230,24 @@ def run_workers(app: App, count: int) -> int:
                 code = 1
             finally:
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
         return pid
 
+    def stop_if_stopping(pid: int) -> None:
+        """A SIGTERM that came while ``pid`` was being made was not passed on to it."""
+        if stopping:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
     def spawn_worker() -> None:
-        workers.add(fork(lambda: asyncio.run(run(app, sockets, (Scope.WORKER,))), "worker"))
+        def child() -> None:
+            if metrics_socket is not None:
+                metrics_socket.close()  # this process does not serve it
+            asyncio.run(run(app, sockets, (Scope.WORKER,)))
+
+        pid = fork(child, "worker")
+        workers.add(pid)
+        stop_if_stopping(pid)
 
     def spawn_services() -> None:
         nonlocal services
@@ -231,9 +255,10 @@ def run_workers(app: App, count: int) -> int:
         def child() -> None:
             for sock in sockets.values():
                 sock.close()  # this process does not serve SMTP
-            serve_background(_fresh(app))
+            serve_background(_fresh(app), metrics_socket)
 
         services = fork(child, "services")
+        stop_if_stopping(services)
 
     def forward(sig: int, _frame: object) -> None:
         nonlocal stopping
@@ -309,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         migrate.check(app.db)
         app.check_pipeline()
         for key in ("filter.outgoing_listen", "filter.incoming_listen", "filter.reinject",
-                    "filter.incoming_reinject"):
+                    "filter.incoming_reinject", "filter.metrics_listen"):
             if app.config.get(key):
                 parse_hostport(app.config.get(key), key)
         pid_path = Path(args.pidfile) if args.pidfile else pidfile.default_path(app)
@@ -322,9 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         workers = app.config.get("filter.workers")
+        shared = workers > 1 and bool(app.config.get("filter.metrics_listen"))
+        metrics.use_directory(app.data_dir / "metrics" if shared else None)  # before forking
         if workers > 1:
-            if app.config.get("filter.metrics_listen"):
-                metrics.use_directory(app.data_dir / "metrics")  # before any metric exists
             return run_workers(app, workers)
         asyncio.run(run(app))
     except OSError as err:

@@ -10,7 +10,8 @@ With ``filter.workers`` > 1 every process writes its figures to files in one dir
 (prometheus-client's multiprocess mode, :func:`use_directory`) and the ``/metrics``
 endpoint adds them up, so a scrape shows the daemon's figures, not one worker's.  The
 mode is chosen when prometheus-client is first imported, which is why nothing here
-imports it before :func:`get` is first called.
+imports it before :func:`use_directory` (which does, before the workers fork) or
+:func:`enable` (at start, so the first message does not pay for the import).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import shutil
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,12 +28,18 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-def use_directory(directory: Path) -> None:
-    """Multiprocess mode, figures in ``directory`` (emptied first).  Call before any
-    metric is touched and before the workers fork."""
+def use_directory(directory: Path | None) -> None:
+    """Multiprocess mode, figures in ``directory`` (emptied first); ``None``: this
+    process keeps its figures in memory, whatever ``PROMETHEUS_MULTIPROC_DIR`` it
+    inherited (that directory holds another program's figures).  Call before any metric
+    is touched and before the workers fork."""
+    if directory is None:
+        os.environ.pop(MULTIPROCESS_ENV, None)
+        return
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(mode=0o700, parents=True)
     os.environ[MULTIPROCESS_ENV] = str(directory)
+    import prometheus_client  # noqa: F401 - now, in multiprocess mode: the forks share it
 
 
 def multiprocess() -> bool:
@@ -85,6 +92,9 @@ class Metrics:
     reinjection: Counter
     """Replies of the reinjection MTA to a message, by ``direction`` and ``reply_class``
     (2xx, 4xx, 5xx)."""
+    reinjection_errors: Counter
+    """Exchanges with the reinjection MTA (a recipient check or a delivery) that got no
+    reply, by ``direction`` and ``kind`` (unreachable, timeout, broken)."""
     reinjection_latency: Histogram
     """Seconds a delivery to the reinjection MTA took, by ``direction``."""
     sessions: Gauge
@@ -94,7 +104,7 @@ class Metrics:
 
 
 _NOTHING = _Nothing()
-NOTHING = Metrics(*([_NOTHING] * 8))
+NOTHING = Metrics(*([_NOTHING] * len(fields(Metrics))))
 _lock = threading.Lock()
 _enabled = False
 _created: Metrics | None = None
@@ -102,9 +112,12 @@ _counters: dict[str, Counter] = {}
 
 
 def enable() -> None:
-    """Count from now on in this process (the daemon, when it serves the figures)."""
+    """Count from now on in this process (the daemon, when it serves the figures).  The
+    instruments are made now, at start, so no message waits for prometheus-client to be
+    imported."""
     global _enabled
     _enabled = True
+    get()
 
 
 def get() -> Metrics:
@@ -131,6 +144,8 @@ def _create() -> Metrics:
                                 ["stage"], buckets=LATENCY_BUCKETS),
         reinjection=Counter("ie_reinjection_replies", "Reinjection replies to a message",
                             ["direction", "reply_class"]),
+        reinjection_errors=Counter("ie_reinjection_errors", "Exchanges with the reinjection "
+                                   "MTA that got no reply", ["direction", "kind"]),
         reinjection_latency=Histogram("ie_reinjection_seconds",
                                       "Seconds a delivery to the reinjection MTA took",
                                       ["direction"], buckets=LATENCY_BUCKETS),

@@ -8,6 +8,7 @@ so quarantine actions done by ``ie-cli`` in another process are counted too.
 from __future__ import annotations
 
 import logging
+import os
 import smtplib
 import socket
 import threading
@@ -26,8 +27,9 @@ from ie_core.events import Subscriber
 
 log = logging.getLogger("ie.metrics")
 
-CONSUMER = "metrics"
-"""The cursor name (``event_cursors``) of the event counter."""
+CONSUMER = "metrics@{host}"
+"""The cursor name (``event_cursors``) of the event counter: one per host, so that
+ie-filterd nodes sharing a database each count every event once."""
 CHECK_TIMEOUT = 3.0
 
 
@@ -85,31 +87,52 @@ def _smtp(name: str, address: str) -> Check:
     return Check(name, True, "greets and answers NOOP")
 
 
-def service(app: App) -> BackgroundService | None:
-    """The endpoint's service, ``None`` when ``filter.metrics_listen`` is empty."""
+def bind(app: App) -> socket.socket | None:
+    """The endpoint's listening socket, ``None`` when ``filter.metrics_listen`` is empty.
+    Raises :class:`OSError` naming the setting when the address cannot be had."""
     listen = app.config.get("filter.metrics_listen")
     if not listen:
         return None
     host, port = parse_hostport(listen, "filter.metrics_listen")
+    try:
+        return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host
+                                    else socket.AF_INET)
+    except OSError as err:
+        why = os.strerror(err.errno) if err.errno else str(err)
+        raise OSError(f"filter.metrics_listen {listen}: {why} (another HOST:PORT, or empty "
+                      "to turn the endpoint off)") from err
+
+
+def service(app: App, sock: socket.socket | None) -> BackgroundService | None:
+    """The endpoint's service on ``sock`` (from :func:`bind`; with workers the parent
+    binds it once, so a restarted services process finds it ready); ``None`` when there
+    is no socket (the endpoint is off)."""
+    if sock is None:
+        return None
     metrics.enable()
+    listening = sock
 
     def run(stop: threading.Event) -> None:
         collectors = app.hooks.metrics_collectors(app)
-        server = ThreadingHTTPServer((host, port), _handler(app, collectors))
+        server = ThreadingHTTPServer(listening.getsockname()[:2], _handler(app, collectors),
+                                     bind_and_activate=False)
+        server.socket.close()  # the one made for us: ours is already listening
+        server.socket = listening
         server.daemon_threads = True
         serving = threading.Thread(target=server.serve_forever, name="ie-metrics-http",
                                    daemon=True)
         serving.start()
-        log.info("event=metrics_listening address=%s", listen)
-        events = Subscriber(app.db, CONSUMER, app.wake_endpoint,
-                            app.config.get("events.poll_interval"))
+        log.info("event=metrics_listening address=%s", app.config.get("filter.metrics_listen"))
+        events = Subscriber(app.db, CONSUMER.format(host=app.hostname)[:64],
+                            app.wake_endpoint, app.config.get("events.poll_interval"))
         try:
             events.start_at_end()
             while not stop.wait(app.config.get("events.poll_interval")):
                 events.catch_up(lambda ev: metrics.get().events.labels(ev.kind).inc())
         finally:
             server.shutdown()
-            server.server_close()
+            if stop.is_set():  # for good; after an error the service runs again on it
+                listening.close()
 
     return BackgroundService("metrics-http", run)
 

@@ -53,6 +53,8 @@ TIMED_OUT = Reply(451, "4.4.2 Reinjection MTA timed out, try again later")
 BROKEN = Reply(451, "4.4.2 Reinjection connection lost, try again later")
 CHANGED = Reply(451, "4.3.0 Reinjection MTA refused a recipient it had accepted, "
                      "try again later")
+NO_ANSWER = {UNREACHABLE: "unreachable", TIMED_OUT: "timeout", BROKEN: "broken"}
+"""Our replies for a reinjection MTA that gave none, and what happened (for the metrics)."""
 
 
 def delivered(message_id: str) -> Reply:

@@ -83,7 +83,10 @@ class Downstream:
             raise DownstreamError(UNREACHABLE) from None
         except UnicodeEncodeError:  # an 8-bit address outside an SMTPUTF8 transaction
             raise DownstreamError(NEEDS_SMTPUTF8) from None
-        except (smtplib.SMTPServerDisconnected, ConnectionError, OSError):
+        except smtplib.SMTPServerDisconnected as err:  # smtplib's word for a reply timeout too
+            raise DownstreamError(TIMED_OUT if isinstance(err.__context__, TimeoutError)
+                                  else BROKEN) from None
+        except (ConnectionError, OSError):
             raise DownstreamError(BROKEN) from None
 
     @staticmethod

@@ -253,6 +253,9 @@ class FilterHandler:
             reply = await self._run(self._check_rcpt, session, envelope, address,
                                     list(rcpt_options))
         except DownstreamError as err:
+            failure = replies.NO_ANSWER.get(err.reply)
+            if failure is not None:
+                metrics.get().reinjection_errors.labels(self.direction.value, failure).inc()
             return str(err.reply) if err.reply.code >= 400 else str(replies.INTERNAL_ERROR)
         if reply.ok:
             envelope.rcpt_tos.append(address)

@@ -76,9 +76,8 @@ def is_spam(result: Classification, threshold: float) -> bool:
 def _unavailable(app: App, ctx: MessageContext, backend: str,
                  err: ClassifierUnavailable) -> Finding:
     fallback = app.config.get(f"classify.{ctx.direction.value}_fallback")
-    timed_out = isinstance(err.__cause__, TimeoutError) or "timed out" in str(err)
     metrics.counter("ie_classifier_errors", "Classifier calls that failed",
-                    ("backend", "kind")).labels(backend, "timeout" if timed_out
+                    ("backend", "kind")).labels(backend, "timeout" if err.timed_out
                                                 else "error").inc()
     log.warning("event=classifier_unavailable msgid=%s backend=%s direction=%s fallback=%s "
                 "error=%s", ctx.id, backend, ctx.direction.value, fallback,

@@ -3,6 +3,7 @@ refusing to start on an old schema."""
 
 from __future__ import annotations
 
+import os
 import signal
 import smtplib
 import subprocess
@@ -31,6 +32,25 @@ def test_two_worker_processes_share_the_listeners(tmp_path, sink):
         assert len(pids) == 2
     finally:
         assert d.stop() == 0
+
+
+@pytest.mark.parametrize("victim", ["worker", "services"])
+def test_sigterm_while_a_dead_child_is_being_replaced_stops_everything(tmp_path, sink, victim):
+    d = DaemonProcess(tmp_path, {"filter.reinject": f"127.0.0.1:{sink.port}",
+                                 "filter.workers": 2}).start()
+    try:
+        event = "event=listening direction=outgoing" if victim == "worker" \
+            else "event=workers_started"
+        line = next(x for x in d.log().splitlines() if event in x)
+        os.kill(int(line.split("pid=")[1].split()[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while ("event=worker_died" not in d.log() and "event=services_restarting"
+               not in d.log() and time.monotonic() < deadline):
+            time.sleep(0.01)
+        d.signal(signal.SIGTERM)  # during the pause before the replacement is forked
+        assert d.proc is not None and d.proc.wait(20) == 0
+    finally:
+        d.stop()
 
 
 def test_sigterm_finishes_the_message_in_flight(tmp_path, sink):
