@@ -15,6 +15,7 @@ import pytest
 from ie_plugins.mta import services
 from tests.fixtures.daemon import BIN, DaemonProcess, write_config
 from tests.fixtures.sink import free_port
+from tests.unit.test_mta_commands import EXIM_CONF
 
 MSG = b"From: a@example.com\r\nSubject: t\r\n\r\nbody\r\n"
 
@@ -180,18 +181,6 @@ def test_pidfile_reload_and_stop_signal_this_daemon_only(tmp_path, sink):
         other.stop()
 
 
-EXIM_CONF = """domainlist local_domains = example.test
-acl_smtp_rcpt = acl_check_rcpt
-begin acl
-acl_check_rcpt:
-  accept
-begin routers
-dnslookup:
-  driver = dnslookup
-begin transports
-remote_smtp:
-  driver = smtp
-"""
 
 
 @pytest.mark.skipif(services.systemd_host(), reason="enable would install systemd units here")

@@ -364,6 +364,16 @@ def test_disable_sends_the_mail_that_waited_for_ie_on_its_way(stack):
     stack.postfix.wait_queue_empty()
 
 
+def assert_one_submission_goes_through_ie_once(stack: Stack) -> None:
+    stack.postfix.start()
+    stack.postfix.wait_listening(stack.postfix.reinject_port)
+    stack.ie.start()
+    stack.postfix.submit(message("hand"), ["carol@example.org"], "alice@example.test",
+                         login=ALICE)
+    [got] = stack.internet.wait_for(1, timeout=30)
+    assert got.data.count(b"X-IE-Filter-Id:") == 1
+
+
 def test_enable_takes_over_ies_own_hand_wiring(stack):
     """The wiring the README once showed (main.cf content_filter to ie, an ie_out
     transport, a hand-written reinjection listener) is ie's own: enable replaces it
@@ -385,13 +395,7 @@ def test_enable_takes_over_ies_own_hand_wiring(stack):
     assert "smtpd_sasl_authenticated_header = yes" in main_cf.read_text()  # the rest stays
     wired = master_cf.read_text()
     assert "ie_out" not in wired and wired.count(f"{reinject} inet") == 1
-    stack.postfix.start()
-    stack.postfix.wait_listening(stack.postfix.reinject_port)
-    stack.ie.start()
-    stack.postfix.submit(message("hand"), ["carol@example.org"], "alice@example.test",
-                         login=ALICE)
-    [got] = stack.internet.wait_for(1, timeout=30)
-    assert b"X-IE-Filter-Id:" in got.data  # through ie, once
+    assert_one_submission_goes_through_ie_once(stack)
 
 
 def test_another_content_filter_is_still_refused(stack):
@@ -444,13 +448,7 @@ def test_enable_takes_over_the_readmes_hand_wiring(stack):
     assert wired.count("ie_filter unix") == 1
     assert wired.count(f"{stack.postfix.ie_settings()['filter.reinject']} inet") == 1
     assert wired.count("-o content_filter=ie_filter:") == 3  # one per service, ie's own
-    stack.postfix.start()
-    stack.postfix.wait_listening(stack.postfix.reinject_port)
-    stack.ie.start()
-    stack.postfix.submit(message("hand"), ["carol@example.org"], "alice@example.test",
-                         login=ALICE)
-    [got] = stack.internet.wait_for(1, timeout=30)
-    assert got.data.count(b"X-IE-Filter-Id:") == 1  # through ie, once
+    assert_one_submission_goes_through_ie_once(stack)
     off = ie_config(stack.config, "disable", "--mta", "postfix")
     assert off.returncode == 0, off.stderr
     assert master_cf.read_text() == original
