@@ -30,7 +30,7 @@ def check(files: tuple[str, ...], direction: str, mail_from: str, rcpts: tuple[s
     Exits 1 if a message could not be checked (a stage failed: its verdict is a tempfail
     and the error is logged on stderr)."""
     app = get_app()
-    migrate.check(app.db)
+    migrate.check(app.db, hooks=app.hooks)
     stages = app.stages(Direction(direction))
     failed = False
     for name in files or ("-",):

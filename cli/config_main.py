@@ -30,15 +30,18 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create the schema or bring it to the current version."""
-    migrate.upgrade(get_app().db)
+    app = get_app()
+    migrate.upgrade(app.db, hooks=app.hooks)
     emit_ok()
 
 
 @db.command("check")
 def db_check() -> None:
-    """Exit non-zero unless the schema is current."""
-    migrate.check(get_app().db)
-    click.echo("schema is current: " + ", ".join(sorted(migrate.current_heads(get_app().db))))
+    """Exit non-zero unless the schema is current (the heads of core and of every loaded
+    plugin applied)."""
+    app = get_app()
+    migrate.check(app.db, hooks=app.hooks)
+    click.echo("schema is current: " + ", ".join(sorted(migrate.current_heads(app.db))))
 
 
 ie_config.add_command(status)

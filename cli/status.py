@@ -30,7 +30,7 @@ def core_items(app: App) -> list[StatusItem]:
             items.append(StatusItem(f"listener {key.split('.')[1]}", False,
                                     f"{host}:{port} not answering ({err.strerror or err})"))
     try:
-        migrate.check(app.db)
+        migrate.check(app.db, hooks=app.hooks)
         items.append(StatusItem("database", True, f"{app.db.engine.dialect.name}, schema current"))
     except Exception as err:
         items.append(StatusItem("database", False, " ".join(str(err).split())[:200]))

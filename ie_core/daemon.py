@@ -118,10 +118,12 @@ class FilterDaemon:
     def reload(self) -> None:
         """SIGHUP: re-read the file; the new configuration applies to the next message,
         except the keys read only at start (:data:`RESTART_KEYS`): a change to one of
-        those is logged as needing a restart."""
+        those is logged as needing a restart.  A configuration that enables a plugin whose
+        tables are missing is refused (run ``ie-config db upgrade`` first)."""
         try:
             new = create_app(self.app.config.path, clock=self.app.clock)
             new.check_pipeline()
+            migrate.check(new.db, hooks=new.hooks)  # a plugin enabled now has its tables
         except (IeError, SQLAlchemyError) as err:
             log.error("event=reload_failed error=%s", " ".join(str(err).split())[:300])
             return
@@ -330,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app(args.config)
         setup_logging(app.config.get("ie.log_level"))
         if args.init_db:
-            migrate.upgrade(app.db)
-        migrate.check(app.db)
+            migrate.upgrade(app.db, hooks=app.hooks)
+        migrate.check(app.db, hooks=app.hooks)
         app.check_pipeline()
         for key in ("filter.outgoing_listen", "filter.incoming_listen", "filter.reinject",
                     "filter.incoming_reinject", "filter.metrics_listen"):

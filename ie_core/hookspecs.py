@@ -44,11 +44,18 @@ def ie_config_keys() -> Sequence[ConfigKey]:
 @hookspec
 def ie_migration_locations() -> Sequence[str]:
     """Folders holding the plugin's Alembic revisions (its tables, declared on
-    `ie_core.db.Base`).  The revisions are a branch of their own
-    (`branch_labels = ("name",)`) that starts at a core revision
-    (`down_revision = "0001_core"`); `ie-config db upgrade` brings every branch to its
-    head.  Every installed plugin's folders count, disabled ones included, so a
-    database keeps one consistent history whatever is switched off."""
+    `ie_core.db.Base`).  Keep them inside the plugin's package (with an `__init__.py`) so
+    they ship in its wheel.  The revisions are a branch of their own
+    (`branch_labels = ("name",)`) that starts at the core revision the tables need
+    (`down_revision = "0001_core"`, or `depends_on` a later one).  Revision ids must be
+    unique across ie and every plugin: put the plugin's name in them.
+
+    `ie-config db upgrade` brings core's branch and every *loaded* plugin's to its head;
+    `ie-config db check`, `ie-config status`, the daemons at start and ie-filterd at SIGHUP
+    require those heads.  A disabled plugin's tables are therefore not created; enable
+    it, then run `ie-config db upgrade`.  The folders of installed but disabled plugins
+    are still read, so the version rows a plugin left before it was disabled stay
+    understood; a version row that no installed plugin provides is one clear error."""
 
 
 @hookspec

@@ -33,10 +33,16 @@ ENTRY_POINT_GROUP = "ie"
 
 
 def make_plugin_manager(disabled: Iterable[str] = (),
-                        extra: Sequence[tuple[str, object]] = ()) -> pluggy.PluginManager:
+                        extra: Sequence[tuple[str, object]] = (), *,
+                        skip_broken: bool = False) -> pluggy.PluginManager:
     """A new manager with every plugin of the ``ie`` entry-point group loaded, except
     the ``disabled`` names; ``extra`` (name, plugin) pairs are registered after them
-    (tests, embedding)."""
+    (tests, embedding).
+
+    A plugin that fails to load is a :class:`ConfigError`; with ``skip_broken`` it is
+    logged and left out instead, and the hooks are not validated (for reading what the
+    installed plugins declare, disabled and broken ones among them).
+    """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     blocked = set(disabled)
@@ -47,12 +53,17 @@ def make_plugin_manager(disabled: Iterable[str] = (),
             continue
         try:
             plugin = ep.load()
+            pm.register(plugin, name=ep.name)
         except Exception as err:
+            if skip_broken:
+                log.warning("event=plugin_load_failed plugin=%s error=%s", ep.name, err)
+                continue
             raise ConfigError(f"plugin '{ep.name}' ({ep.value}) failed to load: {err}") from err
-        pm.register(plugin, name=ep.name)
     for name, plugin in extra:
         if name not in blocked:
             pm.register(plugin, name=name)
+    if skip_broken:
+        return pm
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as err:
@@ -68,6 +79,14 @@ class Hooks:
 
     def config_keys(self) -> list[ConfigKey]:
         return [k for keys in self.pm.hook.ie_config_keys() for k in keys]
+
+    def migration_locations(self) -> list[tuple[str, str]]:
+        """(plugin name, folder) for every Alembic version folder a plugin declares."""
+        found: list[tuple[str, str]] = []
+        for impl in reversed(self.pm.hook.ie_migration_locations.get_hookimpls()):
+            folders = cast("Sequence[str]", impl.function() or ())
+            found.extend((impl.plugin_name, str(folder)) for folder in folders)
+        return found
 
     def stages(self, app: App) -> list[Stage]:
         return [s for stages in self.pm.hook.ie_stages(app=app) for s in stages]

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app(args.config)
         logging.basicConfig(stream=sys.stderr, level=app.config.get("ie.log_level").upper(),
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        migrate.check(app.db)
+        migrate.check(app.db, hooks=app.hooks)
         notifier = Notifier(app)
     except (IeError, OSError) as err:
         print(f"ie-notifyd: {err}", file=sys.stderr)

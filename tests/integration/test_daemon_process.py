@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import smtplib
+import sqlite3
 import subprocess
 import threading
 import time
@@ -101,6 +102,38 @@ def test_sighup_reloads_configuration(tmp_path, sink):
         assert len(sink.wait_for(1)) == 1
     finally:
         d.stop()
+
+
+def _wait_in_log(d: DaemonProcess, text: str, count: int = 1) -> None:
+    deadline = time.monotonic() + 10
+    while d.log().count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert d.log().count(text) >= count, d.log()
+
+
+def test_a_plugin_enabled_by_sighup_needs_its_tables_first(tmp_path, sink):
+    d = DaemonProcess(tmp_path, {"filter.reinject": f"127.0.0.1:{sink.port}",
+                                 "plugins.disabled": ["whitelist"]}).start()
+    db = tmp_path / "ie-data" / "ie.db"
+    try:
+        with sqlite3.connect(db) as con:  # --init-db left the disabled plugin's table out
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+        assert "whitelist_entries" not in tables and "quarantine_messages" in tables
+        d.config.write_text(d.config.read_text().replace('disabled = ["whitelist"]',
+                                                         "disabled = []"))
+        d.signal(signal.SIGHUP)
+        _wait_in_log(d, "event=reload_failed")
+        assert "0007_whitelist not applied" in d.log()
+        with smtplib.SMTP("127.0.0.1", d.outgoing_port, timeout=10) as s:  # still serving
+            s.sendmail("a@example.com", ["b@example.org"], MSG)
+        assert len(sink.wait_for(1)) == 1
+        out = subprocess.run([str(BIN / "ie-config"), "--config", str(d.config), "db",
+                              "upgrade"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        d.signal(signal.SIGHUP)
+        _wait_in_log(d, "event=reloaded")
+    finally:
+        assert d.stop() == 0
 
 
 def test_refuses_to_start_on_a_schema_that_is_behind(tmp_path):

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, inspect, select, text
 from ie_core.db import Database, migrate
 from ie_core.db.models import EventCursor, MessageLog
 from ie_core.events import Subscriber, WakePublisher, emit
+from ie_core.pluginmanager import Hooks, make_plugin_manager
 from tests.conftest import PG_ADMIN_URL
 
 
@@ -53,35 +54,86 @@ def test_upgrade_downgrade_upgrade(fresh_db):
 
 
 DUMPS = Path(__file__).resolve().parents[1] / "fixtures" / "release_db"
-OLD_HEADS = {"0002_quarantine", "0003_ratelimit", "0004_bayes", "0005_incoming",
-             "0006_notify", "0007_whitelist", "0008_message_log_digest"}
+PLUGIN_HEADS = {"0002_quarantine", "0003_ratelimit", "0004_bayes", "0005_incoming",
+                "0006_notify", "0007_whitelist"}
+RELEASE_HEADS = {*PLUGIN_HEADS, "0008_message_log_digest"}
 
 
-def load_release_dump(db: Database) -> None:
-    """A database made by the previous release (0.1.0, every revision in core's folder):
-    the dumps were written after that release's ``ie-config db upgrade``, ``ie-cli
-    whitelist sender add partner.example`` and ``ie-cli am server-settings set --account
-    200``."""
+def load_dump(db: Database, name: str) -> None:
+    """A database made by an earlier release, every revision then in core's folder:
+
+    - ``ie-0.1.0``: release 0.1.0's ``ie-config db upgrade``, ``ie-cli whitelist sender add
+      partner.example`` and ``ie-cli am server-settings set --account 200``;
+    - ``pre-0008``: the same with the code before the message-log digest (a16deab, core at
+      0001_core, every plugin branch at its head), then one message through that code's
+      ``processor.analyse`` and ``processor.record`` (a message-log row, send counts).
+    """
     if db.url.startswith("sqlite"):
         with sqlite3.connect(db.url.split("///", 1)[1]) as con:
-            con.executescript((DUMPS / "ie-0.1.0.sqlite.sql").read_text())
+            con.executescript((DUMPS / f"{name}.sqlite.sql").read_text())
         return
     with psycopg.connect(db.url.replace("postgresql+psycopg", "postgresql"),
                          autocommit=True) as conn:
-        conn.execute((DUMPS / "ie-0.1.0.postgresql.sql").read_text().encode())
+        conn.execute((DUMPS / f"{name}.postgresql.sql").read_text().encode())
+
+
+def load_release_dump(db: Database) -> None:
+    load_dump(db, "ie-0.1.0")
 
 
 def test_a_previous_release_database_upgrades_and_keeps_its_data(fresh_db):
     load_release_dump(fresh_db)
-    assert migrate.current_heads(fresh_db) == OLD_HEADS
+    assert migrate.current_heads(fresh_db) == RELEASE_HEADS
     migrate.upgrade(fresh_db)
     migrate.check(fresh_db)
-    assert migrate.current_heads(fresh_db) == migrate.script_heads(fresh_db)
+    assert migrate.current_heads(fresh_db) == migrate.wanted_heads(fresh_db)
     with fresh_db.engine.connect() as conn:
         entries = conn.execute(text("SELECT kind, value FROM whitelist_entries")).all()
         settings = dict(conn.execute(text("SELECT key, value FROM settings")).all())
     assert [tuple(e) for e in entries] == [("sender", "partner.example")]
     assert settings == {"ratelimit.server.account": 200}
+
+
+def test_a_database_stopped_at_an_older_revision_upgrades_and_keeps_its_rows(fresh_db):
+    load_dump(fresh_db, "pre-0008")
+    assert migrate.current_heads(fresh_db) == PLUGIN_HEADS
+    with pytest.raises(migrate.SchemaBehindError, match="behind"):
+        migrate.check(fresh_db)
+    migrate.upgrade(fresh_db)
+    migrate.check(fresh_db)
+    assert migrate.current_heads(fresh_db) == (
+        RELEASE_HEADS - {"0003_ratelimit"}) | {"0009_ratelimit_counters"}
+    with fresh_db.engine.connect() as conn:
+        logged = conn.execute(text("SELECT queue_id, account, outcome, digest "
+                                   "FROM message_log")).all()
+        sends = conn.execute(text("SELECT count(*) FROM ratelimit_sends")).scalar_one()
+        objects = conn.execute(text("SELECT so_type, name, window_at FROM ratelimit_objects "
+                                    "ORDER BY so_type")).all()
+        entries = conn.execute(text("SELECT kind, value FROM whitelist_entries")).all()
+    assert [tuple(r) for r in logged] == [("4QX1Y2", "root", "delivered", None)]
+    assert sends == 3
+    assert [tuple(o) for o in objects] == [("account", "root", None),
+                                           ("domain", "example.com", None),
+                                           ("sender_email", "alice@example.com", None)]
+    assert [tuple(e) for e in entries] == [("sender", "partner.example")]
+    indexes = {i["name"] for i in inspect(fresh_db.engine).get_indexes("message_log")}
+    assert "ix_message_log_queue_id" in indexes
+
+
+def test_a_disabled_plugins_tables_are_not_created_until_it_is_enabled(fresh_db):
+    enabled = Hooks(make_plugin_manager())
+    without_whitelist = Hooks(make_plugin_manager(disabled=["whitelist"]))
+    migrate.upgrade(fresh_db, hooks=without_whitelist)
+    assert "whitelist_entries" not in inspect(fresh_db.engine).get_table_names()
+    assert "0007_whitelist" not in migrate.current_heads(fresh_db)
+    migrate.check(fresh_db, hooks=without_whitelist)
+    with pytest.raises(migrate.SchemaBehindError, match="0007_whitelist"):
+        migrate.check(fresh_db, hooks=enabled)  # enabled again: its branch is wanted
+    migrate.upgrade(fresh_db, hooks=enabled)
+    assert "whitelist_entries" in inspect(fresh_db.engine).get_table_names()
+    migrate.check(fresh_db, hooks=without_whitelist)  # disabled again: its rows stay known
+    migrate.upgrade(fresh_db, hooks=without_whitelist)
+    assert migrate.current_heads(fresh_db) == migrate.wanted_heads(fresh_db, enabled)
 
 
 def test_a_revision_of_an_uninstalled_plugin_is_named_not_a_traceback(fresh_db):
