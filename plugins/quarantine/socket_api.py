@@ -118,10 +118,20 @@ class CliSocketServer:
                 log.error("event=cli_socket_in_use path=%s (another ie-filterd serves it)", path)
                 return None
             path.unlink()
+        # Bound and listening under a temporary name, then renamed into place: a client
+        # that sees the path can connect (never 'connection refused' between bind and listen).
+        staging = path.with_name(f".{path.name}.{os.getpid()}")
+        staging.unlink(missing_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(str(path))
-        os.chmod(path, 0o666)
-        sock.listen(64)
+        try:
+            sock.bind(str(staging))
+            os.chmod(staging, 0o666)
+            sock.listen(64)
+            os.rename(staging, path)
+        except OSError:
+            sock.close()
+            staging.unlink(missing_ok=True)
+            raise
         self._inode = path.stat().st_ino
         log.info("event=cli_socket_listening path=%s", path)
         return sock
