@@ -303,9 +303,9 @@ def run_workers(app: App, count: int) -> int:
 
 
 def _fresh(app: App) -> App:
-    """The configuration as the file says now (the running one if it cannot be read)."""
-    if app.config.path is None:
-        return app
+    """The configuration as the file says now (the running one if it cannot be read).
+    A daemon started without a file reads the default path again, as a worker's reload
+    does: ``ie-config enable --mta exim`` may have created it since."""
     try:
         return create_app(app.config.path, clock=app.clock)
     except (IeError, SQLAlchemyError) as err:

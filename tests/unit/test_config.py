@@ -58,3 +58,22 @@ def test_plugins_add_keys_and_a_disabled_plugins_keys_are_unknown(tmp_path):
     cfg.write_text('[sample]\nlevel = 7\n[plugins]\ndisabled = ["sample"]\n')
     with pytest.raises(ConfigError, match="unknown configuration section"):
         create_app(cfg, extra_plugins=[("sample", KeyPlugin())])
+
+
+def test_the_services_process_rereads_a_default_file_created_after_start(tmp_path, monkeypatch):
+    """A daemon started without a configuration file (a Postfix host) re-reads the default
+    path when its services process is restarted, as a worker's reload does: ``ie-config
+    enable --mta exim`` may have created the file since."""
+    import ie_core.config
+    from ie_core.daemon import _fresh
+
+    default = tmp_path / "ie.toml"
+    monkeypatch.setattr(ie_core.config, "DEFAULT_CONFIG_PATH", default)
+    monkeypatch.delenv("IE_CONFIG", raising=False)
+    running = create_app()
+    assert running.config.path is None
+    default.write_text(f'[ie]\ndata_dir = "{tmp_path / "d"}"\n'
+                       '[identity]\nauth_header = "X-IE-Auth-User"\n')
+    fresh = _fresh(running)
+    assert fresh.config.path == default
+    assert fresh.config.get("identity.auth_header") == "X-IE-Auth-User"
