@@ -50,28 +50,26 @@ def recipient_account(app: App, address: str) -> str:
 
 def check_incoming(app: App, ctx: MessageContext) -> Finding | None:
     senders = [ctx.mail_from, *header_addresses(header_values(ctx.raw, "From"))]
-    wanted = candidates(senders)
-    if not wanted:
+    found = store.matching(app, SENDER, candidates(senders))
+    if not found:  # the usual case: one read, no account looked up
         return None
     rcpts = [normalise_address(r) or r for r in ctx.rcpt_tos]
     accounts = {r: recipient_account(app, r) for r in rcpts}
-    found = store.matching(app, SENDER, wanted, set(accounts.values()))
-    if not found:
-        return None
     default = current(app, SENDER_ACTION)
     refused, blocked = 0, []
     for rcpt in rcpts:
-        holding = [e for e in found if e.account in ("", accounts[rcpt])]
+        holding = [e for e in found if e.account in ("", accounts[rcpt])]  # its scopes
         if holding:
             blocked.append(rcpt)
         if any((e.action or default) == REFUSE for e in holding):
             refused += 1
-    entries = ", ".join(sorted({e.value for e in found}))
+    if not blocked:
+        return None
+    entries = ", ".join(sorted({e.value for e in found if e.account in
+                                {"", *(accounts[r] for r in blocked)}}))
     if refused == len(rcpts):
         return Finding(stage=NAME, reason="blocklist", action=Action.REJECT, final=True,
                        reply=SENDER_REFUSED, detail=f"sender blocked: {entries}")
-    if not blocked:
-        return None
     return Finding(stage=NAME, reason="blocklist", action=Action.JUNK,
                    detail=f"sender blocked for {len(blocked)} of {len(rcpts)} "
                           f"recipients: {entries}")

@@ -24,18 +24,17 @@ class Entry:
 
 
 def matching(app: App, kind: str, candidates: Sequence[str],
-             accounts: Iterable[str]) -> list[Entry]:
+             accounts: Iterable[str] | None = None) -> list[Entry]:
     """The entries of ``kind`` whose value is one of ``candidates`` and that hold for the
-    server or one of ``accounts``."""
+    server or one of ``accounts`` (any account when ``None``).  One read, no lock."""
     if not candidates:
         return []
-    scopes = ["", *accounts]
+    query = select(BlocklistEntry.value, BlocklistEntry.account, BlocklistEntry.action) \
+        .where(BlocklistEntry.kind == kind, BlocklistEntry.value.in_(list(candidates)))
+    if accounts is not None:
+        query = query.where(BlocklistEntry.account.in_(["", *accounts]))
     with app.db.reading() as s:
-        rows = s.execute(select(BlocklistEntry.value, BlocklistEntry.account,
-                                BlocklistEntry.action).where(
-            BlocklistEntry.kind == kind, BlocklistEntry.value.in_(list(candidates)),
-            BlocklistEntry.account.in_(scopes))).all()
-    return [Entry(*row) for row in rows]
+        return [Entry(*row) for row in s.execute(query).all()]
 
 
 def entries(app: App, kind: str, account: str | None) -> list[Entry]:

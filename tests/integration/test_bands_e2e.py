@@ -11,6 +11,7 @@ the clock; ``postfix flush`` makes Postfix retry the deferred message at once.
 from __future__ import annotations
 
 import re
+import smtplib
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from ie_core import ManualClock
+from ie_plugins.blocklist import store
 from tests.fixtures import score_plugin
 from tests.fixtures.dovecot import Dovecot, require_dovecot
 from tests.fixtures.postfix import postfix_command
@@ -111,3 +113,26 @@ def test_four_bands_greylisting_and_a_blocked_sender(bands_stack: Stack,
     stack.wait(ALICE, "Junk", "band greylist")
     assert sorted(stack.dovecot.subjects(ALICE, "INBOX")) == ["band deliver"]
     assert sorted(stack.dovecot.subjects(ALICE, "Junk")) == ["band greylist", "band junk"]
+
+
+def test_blocklists_through_the_daemon(run_daemon: Callable[..., Any], sink: Any,
+                                       db_url: str) -> None:
+    """Outgoing mail to a blocked recipient and incoming mail from a blocked sender (named
+    only in a display name of the From field) get the blocklist's own 550 after DATA;
+    nothing reaches the downstream."""
+    daemon = run_daemon(db_url=db_url)
+    store.add(daemon.app, "recipient", "", ["rival.test"], "")
+    store.add(daemon.app, "sender", "", ["blocked.test"], "refuse")
+    sent = [(daemon.outgoing_port, "me@example.test", "Boss@Mail.Rival.TEST",
+             b"From: me@example.test\r\nSubject: to a rival\r\n\r\nhi\r\n",
+             "Recipient blocked by policy: rival.test"),
+            (daemon.incoming_port, "x@fine.test", ALICE,
+             b'From: "boss@blocked.test" <x@fine.test>\r\nSubject: spoof\r\n\r\nhi\r\n',
+             "Sender blocked by policy")]
+    for port, mail_from, rcpt, raw, text in sent:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp, \
+                pytest.raises(smtplib.SMTPDataError) as refused:
+            smtp.sendmail(mail_from, [rcpt], raw)
+        assert refused.value.smtp_code == 550
+        assert refused.value.smtp_error.decode() == f"5.7.1 {text}"
+    assert sink.messages == []
