@@ -120,6 +120,8 @@ _WORD = re.compile(r"\S+")
 _PRODUCT = re.compile(r"\(Postfix(?:, from userid (\d{1,10}))?\)")
 _QUEUE_WORD = re.compile(r"[0-9A-Za-z]{5,40}")
 _CLIENT = re.compile(r"\S+ \[(?:IPv6:)?([0-9A-Fa-f:.]{2,45})\](?::\d{1,5})?")
+_EXIM_CLIENT = re.compile(r"from (?:\[([0-9A-Fa-f:.]{2,45})\]"  # from [ADDR]
+                          r"|[^\s()\[\]]+ \(\[([0-9A-Fa-f:.]{2,45})\])")  # from NAME ([ADDR]
 _AUTH_SENDER = re.compile(r"Authenticated sender: ([^()\s]+)")
 _EXIM_ID = re.compile(r"(?<!\S)id ([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4})(?![^\s;])")
 
@@ -215,15 +217,23 @@ def trusted_auth(ctx: MessageContext, auth_header: str) -> tuple[str | None, str
 
 def client_address(ctx: MessageContext) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address of the client that handed the message to our MTA, as the MTA itself
-    wrote it in the topmost Received line (Postfix's "(NAME [ADDR])"); ``None`` when that
-    line is not Postfix's or holds no valid address.  The client chooses its HELO name
-    and any Received lines below, never this part."""
+    wrote it at the start of the topmost Received line: Postfix's "from HELO (NAME
+    [ADDR])" (parsed in Postfix's layout up to the queue id), Exim's "from [ADDR]" or
+    "from NAME ([ADDR]" (a verified name; the HELO name comes after it).  The client
+    chooses its HELO name and any Received lines below, never these parts.  ``None``
+    for a local submission, another layout or an invalid address."""
     top = top_received(ctx)
-    parsed = parse_postfix_received(top) if top else None
-    if parsed is None or parsed.client_address is None:
+    if not top:
+        return None
+    parsed = parse_postfix_received(top)
+    if parsed is not None:
+        text = parsed.client_address
+    elif "(Exim " in top and (m := _EXIM_CLIENT.match(top)):
+        text = m.group(1) or m.group(2)
+    else:
         return None
     try:
-        return ipaddress.ip_address(parsed.client_address)
+        return ipaddress.ip_address(text) if text else None
     except ValueError:
         return None
 

@@ -111,6 +111,15 @@ def test_whitelists_mixed_recipients_and_dry_run_skip_greylisting(make_app, db_u
      "unknown"),
     ("", "unknown"),
     (POSTFIX_TOP.format(addr="999.1.1.1"), "unknown"),
+    # Exim: "from [ADDR] (helo=...)" or "from VERIFIED.NAME ([ADDR]:port helo=...)"
+    ("Received: from [198.51.100.5] (helo=[10.0.0.9])\r\n\tby mx.example.test with esmtp "
+     "(Exim 4.96)\r\n\t(envelope-from <a@b.test>)\r\n\tid 1tQabc-000123-AB\r\n",
+     "198.51.100.0/24"),
+    ("Received: from mail.b.test ([2001:db8:5::1]:4711 helo=x)\r\n\tby mx with esmtp "
+     "(Exim 4.96)\r\n\tid 1tQabc-000123-AB\r\n", "2001:db8:5::/64"),
+    # a local submission: the login, then the HELO name the client chose
+    ("Received: from alice (helo=[10.0.0.9])\r\n\tby mx with local-esmtp (Exim 4.96)\r\n"
+     "\tid 1tQabc-000123-AB\r\n", "unknown"),
 ])
 def test_client_network_comes_from_our_received_line(received, network):
     below = "Received: from evil (evil [10.0.0.1]) by mx (Postfix) id 4ABCDEFG\r\n"
