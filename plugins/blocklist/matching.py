@@ -8,13 +8,15 @@ and a blocked entry matching any reading blocks the message.  Each reading is
 normalised the way entries are:
 
 - the domain is the part after the *last* ``@`` (a domain has none), lower case, without
-  trailing dots, non-ASCII names in their IDNA form (``blocked．com`` is ``blocked.com``);
+  trailing dots or stray quotes, non-ASCII names in their IDNA form (``blocked．com`` is
+  ``blocked.com``);
 - a quoted local part is unquoted (``"Boss"@x`` is ``boss@x``), a source route
   (``@relay:a@x``) dropped, the local part lower-cased;
-- a local part that itself holds ``@``, ``%`` or ``!`` (``a@b.com@evil``,
-  ``a%b.com@evil``, ``b.com!a@evil``) adds the domains inside it as readings too.
+- every ``@`` splits a reading: ``a@b.com@evil`` is also ``a@b.com``, and a part holding
+  ``%`` or ``!`` adds the domains inside it (``a%b.com@evil``, ``b.com!a@evil``).
 
 A domain reading is looked up with all its parent domains (``mail.b.com``: ``b.com``).
+Everything here costs time linear in what the sender wrote, however hostile.
 """
 
 from __future__ import annotations
@@ -26,13 +28,20 @@ from collections.abc import Iterable
 
 from ie_core.message import decode_header_value
 
-_WORDS = re.compile(r"[^\s<>(),;:\"\[\]\\]*@[^\s<>(),;:\"\\]+")
 _QUOTED_PAIR = re.compile(r"\\(.)")
+_RUN = re.compile(r"[^\s<>(),;:\"\\]+")
+MAX_DOMAIN = 253
+MAX_PARSED = 16384
+"""From values longer than this are not given to the email package's address parser
+(its cost on hostile input is not bounded); their address-like words are still read."""
 
 
 def domain(text: str) -> str:
-    """A domain as entries hold it (see the module docstring)."""
-    name = text.strip().lower().rstrip(".")
+    """A domain as entries hold it (see the module docstring).  Of a name longer than a
+    DNS name can be, the rightmost labels that fit are kept."""
+    name = text.strip().strip("\"'").strip().lower().rstrip(".")
+    if len(name) > MAX_DOMAIN:
+        name = name[-MAX_DOMAIN:].partition(".")[2]
     if not name.isascii():
         # a name the IDNA codec refuses is kept as written: its parents still match
         with contextlib.suppress(UnicodeError):
@@ -44,7 +53,7 @@ def _local(text: str) -> str:
     local = text.strip()
     if len(local) >= 2 and local.startswith('"') and local.endswith('"'):
         local = _QUOTED_PAIR.sub(r"\1", local[1:-1])
-    return local.lower()
+    return local.strip('"').lower()
 
 
 def readings(address: str) -> list[tuple[str, str]]:
@@ -55,16 +64,13 @@ def readings(address: str) -> list[tuple[str, str]]:
         text = text.split(":", 1)[1]  # source route
     if "@" not in text:
         return []
-    local, _, host = text.rpartition("@")
-    found = [(_local(local), domain(host))]
-    inner = _local(local)
-    if "@" in inner:
-        found.extend(readings(inner))  # shorter each time: "a@b.com" of "a@b.com@evil"
-    if "%" in inner:
-        found.extend(("", domain(part)) for part in inner.split("%")[1:])
-    if "!" in inner:
-        found.extend(("", domain(part)) for part in inner.split("!")[:-1])
-    return [(lp, d) for lp, d in found if d]
+    pieces = text.split("@")
+    found = [(_local("@".join(pieces[:-1])), domain(pieces[-1]))]
+    found += [(_local(a), domain(b)) for a, b in zip(pieces, pieces[1:], strict=False)]
+    for piece in pieces[:-1]:
+        found += [("", domain(part)) for part in piece.split("%")[1:]]
+        found += [("", domain(part)) for part in piece.split("!")[:-1]]
+    return [(lp, d) for lp, d in dict.fromkeys(found) if d]
 
 
 def candidates(addresses: Iterable[str]) -> list[str]:
@@ -82,11 +88,14 @@ def candidates(addresses: Iterable[str]) -> list[str]:
 
 
 def header_addresses(values: Iterable[str]) -> list[str]:
-    """Every address one can read in these header values (From fields as received)."""
+    """Every address one can read in these header values (From fields as received):
+    what the email package parses, and every run of characters between separators that
+    holds an ``@``."""
     found: list[str] = []
     for raw in values:
         text = raw.encode("latin-1", "replace").decode("utf-8", "replace")
-        for value in (text, decode_header_value(text)):
-            found.extend(addr for _, addr in email.utils.getaddresses([value]) if addr)
-            found.extend(_WORDS.findall(value))
+        for value in dict.fromkeys((text, decode_header_value(text))):
+            if len(value) <= MAX_PARSED:
+                found.extend(addr for _, addr in email.utils.getaddresses([value]) if addr)
+            found.extend(m.group(0) for m in _RUN.finditer(value) if "@" in m.group(0))
     return found

@@ -154,3 +154,19 @@ def test_cli_shapes_and_errors(make_app, db_url, tmp_path):
     assert _cli(config, "recipient", "add", "rival.test", "-a", "acme").exit_code == 0
     removed = _cli(config, "recipient", "delete", "rival.test", "-a", "acme", "--json")
     assert json.loads(removed.output) == {"success": True}
+
+
+def test_hostile_from_fields_are_read_whole(make_app, db_url):
+    """Thousands of addresses, a megabyte without separators, a thousand labels: the
+    blocked address at the end is still found (the lookups go in chunks) and nothing
+    grows with the square of the input."""
+    app = _app(make_app, db_url)
+    store.add(app, "sender", "", ["blocked.test"], "refuse")
+    many = ", ".join(f"user{n}@host{n}.example" for n in range(3000)) + ", x@blocked.test"
+    huge = "a" * 1_000_000 + "@" * 50_000 + "b" * 100_000 + " x@mail.blocked.test"
+    deep = "x@" + "a." * 1000 + "blocked.test"
+    for value in (many, huge, deep):
+        ctx = _incoming(app, mail_from="ok@fine.test", from_header=value)
+        assert analyse(app, ctx).action is Action.REJECT, value[:80]
+    assert analyse(app, _incoming(app, mail_from="ok@fine.test",
+                                  from_header="a" * 1_000_000)).action is Action.DELIVER
