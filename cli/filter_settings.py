@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from ie_core.commands import emit, get_app, require_root
+from ie_core.errors import InvalidInput
 from ie_core.pluginmanager import Hooks
-from ie_core.runtime import RESTORE, RuntimeSetting, current
+from ie_core.runtime import RESTORE, RuntimeSetting, current, refusal
 
 
 def build(hooks: Hooks) -> click.Command:
@@ -22,6 +23,12 @@ def build(hooks: Hooks) -> click.Command:
                 changes[spec.name] = spec.parse(text)
         if changes:
             require_root()
+            after = {name: current(app, spec) for name, spec in specs.items()}
+            for name, value in changes.items():  # None restores the default
+                after[name] = specs[name].default if value is None else value
+            problem = refusal(list(specs.values()), after)
+            if problem:
+                raise InvalidInput(problem)
             for name, value in changes.items():
                 app.settings.set(name, value)
         values = {name: current(app, spec) for name, spec in sorted(specs.items())}

@@ -29,6 +29,7 @@ from ie_core.errors import (
                             SchemaBehindError,
 )
 from ie_core.message import MessageContext, SenderIdentity
+from ie_core.replies import Reply
 from ie_core.stages import Phase, Stage
 from ie_core.status import StatusItem
 from ie_core.verdict import Action, Bypass, Direction, Finding, Outcome, Result, Verdict
@@ -49,7 +50,7 @@ PUBLIC_MODULES = frozenset({
 __all__ = [
     "Action", "App", "Bypass", "Clock", "ConfigError", "ConfigKey", "Direction", "Finding",
     "IeError", "InvalidInput", "ManualClock", "MessageContext", "NotFound", "Outcome",
-    "PermissionDenied", "Phase", "Result", "SchemaBehindError", "SenderIdentity", "Stage",
+    "PermissionDenied", "Phase", "Reply", "Result", "SchemaBehindError", "SenderIdentity", "Stage",
     "StatusItem", "SystemClock", "Verdict",
     "PUBLIC_MODULES", "__version__", "create_app", "hookimpl",
 ]

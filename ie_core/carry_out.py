@@ -64,8 +64,8 @@ def carry_out(app: App, ctx: MessageContext, verdict: Verdict,
             return replies.HOLD_FAILED, Outcome(Result.TEMPFAILED)
         return replies.held(held_id), Outcome.held(held_id)
     if action is Action.REJECT:
-        return replies.REJECT, Outcome(Result.REJECTED)
-    return replies.TEMPFAIL, Outcome(Result.TEMPFAILED)
+        return verdict.smtp_reply or replies.REJECT, Outcome(Result.REJECTED)
+    return verdict.smtp_reply or replies.TEMPFAIL, Outcome(Result.TEMPFAILED)
 
 
 def _deliver(reinjector: Reinjector, ctx: MessageContext, data: bytes) -> Reply:

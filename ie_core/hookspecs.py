@@ -72,7 +72,10 @@ def ie_stages(app: App) -> Sequence[Stage]:
     leaves (`ctx.add_header`, `ctx.remove_header`, `ctx.prefix_header`, delivery groups);
     they return `None`.  A configured order (`pipeline.outgoing`, `pipeline.incoming`)
     that puts a stage before one of an earlier phase is refused at start.  A stage that
-    raises makes the message a tempfail (451), logged with the stage's name."""
+    raises makes the message a tempfail (451), logged with the stage's name.  A finding
+    asking for REJECT or TEMPFAIL may carry the reply the MTA gets (`reply`, an
+    `ie_core.Reply` of the matching class: `550 5.7.1 Sender blocked by policy`);
+    without one the reply is the generic `550 5.7.1` / `451 4.3.0`."""
 
 
 @hookspec(firstresult=True)

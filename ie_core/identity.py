@@ -18,6 +18,7 @@ comment can name the local user.  A line in any other layout gives no identity.
 
 from __future__ import annotations
 
+import ipaddress
 import pwd
 import re
 from dataclasses import dataclass
@@ -39,6 +40,53 @@ def valid_domain(value: str) -> bool:
 def valid_account(value: str) -> bool:
     """A hosting account (Unix user) name: safe in paths, SQL and Sieve alike."""
     return bool(_ACCOUNT.match(value)) and ".." not in value
+
+
+MAX_EMAIL = 254
+MAX_LOCAL = 64
+MAX_DOMAIN = 253
+_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
+_LOCAL_SPECIALS = set("!#$%&'*+/=?^_`{|}~-")
+
+
+def normalise_domain(text: str) -> str | None:
+    """The domain in lower-case ASCII (IDNA for non-ASCII names), or ``None`` if it is
+    not a valid host name with at least two labels."""
+    name = text.strip().rstrip(".").lower()
+    if not name or len(name) > MAX_DOMAIN:
+        return None
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    labels = name.split(".")
+    if len(name) > MAX_DOMAIN or len(labels) < 2:
+        return None
+    if not all(_DNS_LABEL.match(label) for label in labels) or not _TLD.match(labels[-1]):
+        return None
+    return name
+
+
+def _valid_local(local: str) -> bool:
+    if not 1 <= len(local) <= MAX_LOCAL or local.startswith(".") or local.endswith("."):
+        return False
+    if ".." in local:
+        return False
+    return all(c == "." or c in _LOCAL_SPECIALS or c.isalnum() for c in local)
+
+
+def normalise_email(text: str) -> str | None:
+    """``local@domain`` with the domain normalised; ``None`` if it is not an address."""
+    address = text.strip()
+    if address.count("@") != 1 or len(address) > MAX_EMAIL:
+        return None
+    local, _, domain_part = address.partition("@")
+    domain = normalise_domain(domain_part)
+    if domain is None or not _valid_local(local):
+        return None
+    return f"{local.lower()}@{domain}"
 
 
 def normalise_address(address: str) -> str | None:
@@ -63,11 +111,17 @@ class PostfixReceived:
     userid: int | None
     """``from userid UID`` of the pickup service (local submission)."""
     queue_id: str
+    client_address: str | None = None
+    """The client's IP address from "(NAME [ADDR])", which Postfix writes (``None`` for a
+    local submission, which has no ``from`` part)."""
 
 
 _WORD = re.compile(r"\S+")
 _PRODUCT = re.compile(r"\(Postfix(?:, from userid (\d{1,10}))?\)")
 _QUEUE_WORD = re.compile(r"[0-9A-Za-z]{5,40}")
+_CLIENT = re.compile(r"\S+ \[(?:IPv6:)?([0-9A-Fa-f:.]{2,45})\](?::\d{1,5})?")
+_EXIM_CLIENT = re.compile(r"from (?:\[([0-9A-Fa-f:.]{2,45})\]"  # from [ADDR]
+                          r"|[^\s()\[\]]+ \(\[([0-9A-Fa-f:.]{2,45})\])")  # from NAME ([ADDR]
 _AUTH_SENDER = re.compile(r"Authenticated sender: ([^()\s]+)")
 _EXIM_ID = re.compile(r"(?<!\S)id ([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4})(?![^\s;])")
 
@@ -93,6 +147,7 @@ def parse_postfix_received(line: str) -> PostfixReceived | None:
     is not one."""
     pos = 0
     comments: list[str] = []
+    client: str | None = None
     if line.startswith("from "):
         helo = _WORD.match(line, 5)
         if helo is None:
@@ -101,6 +156,8 @@ def parse_postfix_received(line: str) -> PostfixReceived | None:
         client_end = _comment(line, pos)  # "(NAME [ADDR])", written by Postfix
         if client_end is None:
             return None
+        if m := _CLIENT.fullmatch(line, pos + 1, client_end - 1):
+            client = m.group(1)
         pos = client_end + 1
         while (end := _comment(line, pos)) is not None:
             comments.append(line[pos + 1:end - 1])
@@ -125,7 +182,7 @@ def parse_postfix_received(line: str) -> PostfixReceived | None:
     if qid is None or line[qid.end():qid.end() + 1] not in ("", " ", ";"):
         return None
     userid = int(product.group(1)) if product.group(1) else None
-    return PostfixReceived(tuple(comments), userid, qid.group(0))
+    return PostfixReceived(tuple(comments), userid, qid.group(0), client)
 
 
 def top_received(ctx: MessageContext) -> str | None:
@@ -156,6 +213,29 @@ def trusted_auth(ctx: MessageContext, auth_header: str) -> tuple[str | None, str
         except (KeyError, OverflowError, ValueError):
             return None, None
     return None, None
+
+
+def client_address(ctx: MessageContext) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address of the client that handed the message to our MTA, as the MTA itself
+    wrote it at the start of the topmost Received line: Postfix's "from HELO (NAME
+    [ADDR])" (parsed in Postfix's layout up to the queue id), Exim's "from [ADDR]" or
+    "from NAME ([ADDR]" (a verified name; the HELO name comes after it).  The client
+    chooses its HELO name and any Received lines below, never these parts.  ``None``
+    for a local submission, another layout or an invalid address."""
+    top = top_received(ctx)
+    if not top:
+        return None
+    parsed = parse_postfix_received(top)
+    if parsed is not None:
+        text = parsed.client_address
+    elif "(Exim " in top and (m := _EXIM_CLIENT.match(top)):
+        text = m.group(1) or m.group(2)
+    else:
+        return None
+    try:
+        return ipaddress.ip_address(text) if text else None
+    except ValueError:
+        return None
 
 
 def parse_script(value: str) -> tuple[str | None, str | None]:

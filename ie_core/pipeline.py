@@ -56,15 +56,18 @@ def _failed(ctx: MessageContext, stage: Stage, what: str) -> Verdict:
     failure = Finding(stage=stage.name, reason=None, action=Action.TEMPFAIL,
                       detail=f"stage {stage.name} failed: {what}")
     ctx.findings.append(failure)
-    ctx.decided = Verdict(Action.TEMPFAIL, list(ctx.findings), smtp_reply=str(replies.TEMPFAIL),
+    ctx.decided = Verdict(Action.TEMPFAIL, list(ctx.findings), smtp_reply=replies.TEMPFAIL,
                           error=failure.detail)
     return ctx.decided
 
 
 def decide(findings: Sequence[Finding]) -> Verdict:
-    """The most severe action any finding asks for; the score is the findings' sum."""
+    """The most severe action any finding asks for; the score is the findings' sum.  A
+    REJECT or TEMPFAIL verdict replies with the first such finding's own reply, if it
+    gave one, else the generic one."""
     action = max((f.action for f in findings), key=lambda a: a.severity, default=Action.DELIVER)
     score = round(sum(f.score for f in findings), 3)
     reply = {Action.TEMPFAIL: replies.TEMPFAIL, Action.REJECT: replies.REJECT}.get(action)
-    return Verdict(action, list(findings), score=score,
-                   smtp_reply=None if reply is None else str(reply))
+    if reply is not None:
+        reply = next((f.reply for f in findings if f.action is action and f.reply), reply)
+    return Verdict(action, list(findings), score=score, smtp_reply=reply)

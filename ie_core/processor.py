@@ -52,7 +52,7 @@ def analyse(app: App, ctx: MessageContext, stages: Sequence[Stage] | None = None
             stages = app.stages(ctx.direction)
     except Exception as err:
         log.exception("event=identify_error msgid=%s error=%s", ctx.id, type(err).__name__)
-        return Verdict(Action.TEMPFAIL, smtp_reply=str(replies.TEMPFAIL),
+        return Verdict(Action.TEMPFAIL, smtp_reply=replies.TEMPFAIL,
                        error=f"identify failed: {type(err).__name__}")
     verdict = run_stages(ctx, stages)
     if verdict.action is not Action.TEMPFAIL and not ctx.dry_run:
@@ -60,7 +60,7 @@ def analyse(app: App, ctx: MessageContext, stages: Sequence[Stage] | None = None
             app.hooks.message_processed(app, ctx, verdict)
         except Exception as err:
             log.exception("event=observer_error msgid=%s error=%s", ctx.id, type(err).__name__)
-            return Verdict(Action.TEMPFAIL, verdict.findings, verdict.score, str(replies.TEMPFAIL),
+            return Verdict(Action.TEMPFAIL, verdict.findings, verdict.score, replies.TEMPFAIL,
                            error=f"ie_message_processed failed: {type(err).__name__}")
     return verdict
 

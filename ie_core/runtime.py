@@ -7,8 +7,8 @@ reads it per message with :func:`current`; the value lives in the database
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ie_core.app import App
@@ -22,13 +22,20 @@ RESTORE = "default"
 
 @dataclass(frozen=True)
 class RuntimeSetting:
-    """``name`` is dotted (``winexec.allow_outgoing``); ``choices`` limits str values."""
+    """``name`` is dotted (``winexec.allow_outgoing``); ``choices`` limits str values.
+
+    ``check`` relates settings to each other (thresholds that must stay in order): it
+    gets every setting's value as it would be after a change (name -> value, defaults
+    filled in) and returns ``None``, or the one line that refuses the change.
+    """
 
     name: str
     type: type
     default: Any
     doc: str
     choices: Sequence[str] = ()
+    check: Callable[[Mapping[str, Any]], str | None] | None = field(default=None,
+                                                                    compare=False)
 
     @property
     def option(self) -> str:
@@ -57,6 +64,15 @@ class RuntimeSetting:
             raise InvalidInput(f"{self.option} takes one of {', '.join(self.choices)}, "
                                f"not {text[:40]!r}")
         return text
+
+
+def refusal(specs: Sequence[RuntimeSetting], values: Mapping[str, Any]) -> str | None:
+    """The first line a setting's ``check`` gives for ``values``, or ``None``."""
+    for check in dict.fromkeys(s.check for s in specs if s.check is not None):
+        problem = check(values)
+        if problem:
+            return problem
+    return None
 
 
 def current(app: App, setting: RuntimeSetting) -> Any:

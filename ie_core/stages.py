@@ -44,7 +44,7 @@ class Stage:
     ``DECORATE`` stage always returns ``None``.
 
     ``priority`` places the stage within its phase when the configuration does not list
-    an order (lower runs first).  The built-in checks: blocked and incoming 150,
+    an order (lower runs first).  The built-in checks: blocklist 120, blocked and incoming 150,
     whitelist 200, winexec 300, classify 400, third-party default 500.
     """
 

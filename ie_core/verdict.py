@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ie_core.replies import Reply
+
 
 class Direction(StrEnum):
     """Which listener the MTA handed the message to."""
@@ -39,6 +41,12 @@ class Action(StrEnum):
 _SEVERITY = {a: i for i, a in enumerate(Action)}
 
 
+def _reply_fits(action: Action, reply: Reply) -> bool:
+    if action is Action.REJECT:
+        return reply.permanent
+    return action is Action.TEMPFAIL and 400 <= reply.code < 500
+
+
 @dataclass(frozen=True)
 class Finding:
     """One stage's opinion of a message.
@@ -49,6 +57,10 @@ class Finding:
     action this finding asks for; the policy step takes the most severe one asked.
     ``final`` ends the check phase after this stage (later checks do not run; decisions
     and decorations still do).  ``bypass`` marks a whitelist finding (it is final).
+    ``reply`` is the SMTP reply the MTA gets when this finding's action (``REJECT`` or
+    ``TEMPFAIL``) decides the message (a greylisting ``451 4.7.1``, a blocklist
+    ``550 5.7.1``); ``None`` gives the generic one.  Its class must match the action: a
+    4xx for TEMPFAIL, a 5xx for REJECT.
     """
 
     stage: str
@@ -58,6 +70,11 @@ class Finding:
     detail: str = ""
     final: bool = False
     bypass: Bypass | None = None
+    reply: Reply | None = None
+
+    def __post_init__(self) -> None:
+        if self.reply is not None and not _reply_fits(self.action, self.reply):
+            raise ValueError(f"a {self.action.value} finding cannot reply {self.reply.code}")
 
     @property
     def ends_checks(self) -> bool:
@@ -71,7 +88,7 @@ class Verdict:
     action: Action
     findings: list[Finding] = field(default_factory=list)
     score: float = 0.0
-    smtp_reply: str | None = None  # set for REJECT/TEMPFAIL: the reply the MTA gets
+    smtp_reply: Reply | None = None  # set for REJECT/TEMPFAIL: the reply the MTA gets
     error: str | None = None
     """Set when the verdict is a TEMPFAIL because something failed (a stage raised, the
     sender could not be identified), not because a stage asked for it: what failed."""

@@ -26,7 +26,7 @@ from ie_core import (
 from ie_core.account_options import AccountOption
 from ie_core.background import BackgroundService
 from ie_core.runtime import RuntimeSetting
-from ie_plugins.incoming import cli, dovecot, policy, spool, stats
+from ie_plugins.incoming import bands, cli, dovecot, greylist, policy, spool, stats
 
 
 @hookimpl
@@ -60,18 +60,24 @@ def ie_config_keys() -> Sequence[ConfigKey]:
                   "Reports queued at most; further ones are dropped until the spool drains."),
         ConfigKey("incoming", "learn_interval", float, 2.0,
                   "Seconds between two reads of the learn spool by ie-filterd."),
+        ConfigKey("incoming", "greylist_retry_window", int, 172800,
+                  "Seconds a greylisted first sight waits for its retry before it is "
+                  "forgotten."),
+        ConfigKey("incoming", "greylist_pass_ttl", int, 3110400,
+                  "Seconds a triplet that passed greylisting stays passed after it was "
+                  "last seen."),
     ]
 
 
 @hookimpl
 def ie_runtime_settings() -> Sequence[RuntimeSetting]:
-    return [policy.ENABLED, policy.SUBJECT_PREFIX]
+    return [policy.ENABLED, policy.SUBJECT_PREFIX, *bands.SETTINGS]
 
 
 @hookimpl
 def ie_stages(app: App) -> Sequence[Stage]:
     dovecot.check_settings(app)  # an unsafe folder name stops ie-filterd at start
-    return policy.make_stages(app)
+    return [*policy.make_stages(app), bands.make_stage(app)]
 
 
 @hookimpl
@@ -112,7 +118,7 @@ def ie_config_commands() -> Sequence[click.Command]:
 
 @hookimpl
 def ie_background(app: App) -> Sequence[BackgroundService]:
-    return [spool.drainer(app)]
+    return [spool.drainer(app), greylist.pruner(app, greylist.Greylist.from_app(app))]
 
 
 @hookimpl

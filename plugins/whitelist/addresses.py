@@ -2,61 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 from ie_core import InvalidInput
-
-MAX_EMAIL = 254
-MAX_LOCAL = 64
-MAX_DOMAIN = 253
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
-_LOCAL_SPECIALS = set("!#$%&'*+/=?^_`{|}~-")
+from ie_core.identity import normalise_domain, normalise_email
 
 
 def _shown(value: str) -> str:
     if len(value) > 60:
         return f"{value[:60]!r}... ({len(value)} characters)"
     return repr(value)
-
-
-def normalise_domain(text: str) -> str | None:
-    """The domain in lower-case ASCII (IDNA for non-ASCII names), or ``None`` if it is
-    not a valid host name with at least two labels."""
-    name = text.strip().rstrip(".").lower()
-    if not name or len(name) > MAX_DOMAIN:
-        return None
-    if not name.isascii():
-        try:
-            name = name.encode("idna").decode("ascii")
-        except UnicodeError:
-            return None
-    labels = name.split(".")
-    if len(name) > MAX_DOMAIN or len(labels) < 2:
-        return None
-    if not all(_LABEL.match(label) for label in labels) or not _TLD.match(labels[-1]):
-        return None
-    return name
-
-
-def _valid_local(local: str) -> bool:
-    if not 1 <= len(local) <= MAX_LOCAL or local.startswith(".") or local.endswith("."):
-        return False
-    if ".." in local:
-        return False
-    return all(c == "." or c in _LOCAL_SPECIALS or c.isalnum() for c in local)
-
-
-def normalise_email(text: str) -> str | None:
-    """``local@domain`` with the domain normalised; ``None`` if it is not an address."""
-    address = text.strip()
-    if address.count("@") != 1 or len(address) > MAX_EMAIL:
-        return None
-    local, _, domain_part = address.partition("@")
-    domain = normalise_domain(domain_part)
-    if domain is None or not _valid_local(local):
-        return None
-    return f"{local.lower()}@{domain}"
 
 
 def parse_entry(kind: str, text: str) -> str:

@@ -168,6 +168,7 @@ def test_wheel_in_a_fresh_venv_outside_the_tree(tmp_path):
     shipped = json.loads(out.stdout)
     assert shipped["inside"]  # found in the venv's site-packages, not in the source tree
     in_tree = {name: sorted(p.name for p in (ROOT / "plugins" / name / "migrations").glob("0*.py"))
-               for name in ("quarantine", "ratelimit", "bayes", "incoming", "notify", "whitelist")}
+               for name in ("quarantine", "ratelimit", "bayes", "incoming", "notify", "whitelist",
+                            "blocklist")}
     assert shipped["revisions"] == in_tree
     assert shipped["heads"] == sorted(migrate.wanted_heads(Database(f"sqlite:///{tmp_path}/t.db")))

@@ -106,7 +106,7 @@ def test_backend_down_tempfails_outgoing_and_passes_incoming_by_default(make_app
     app = make(make_app, FixedBackend(down=True))
     out = run(app, Direction.OUTGOING)
     assert out.action is Action.TEMPFAIL
-    assert out.smtp_reply.startswith("451")
+    assert str(out.smtp_reply).startswith("451")
     assert "unavailable" in out.findings[0].detail
     assert run(app, Direction.INCOMING).action is Action.DELIVER
 

@@ -48,7 +48,7 @@ def test_an_exception_is_a_tempfail_named_after_the_stage():
     def boom(c):
         raise RuntimeError("x")
     v = run_stages(ctx(), [Stage("boom", boom)])
-    assert v.action is Action.TEMPFAIL and v.smtp_reply.startswith("451")
+    assert v.action is Action.TEMPFAIL and str(v.smtp_reply).startswith("451")
     assert "boom" in v.findings[0].detail
 
 
