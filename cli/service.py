@@ -1,8 +1,10 @@
 """``ie-config reload`` and ``ie-config stop``: signal the ie-filterd named by its pid file
-(``--pidfile``, else ``ie.pid_file`` or its default), never every ie on the host."""
+(``--pidfile``, else ``ie.pid_file`` or its default), never every ie on the host; ``stop``
+also stops the ie-notifyd whose pid file lies next to it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ie_core import pidfile
+from ie_core import IeError, pidfile
 from ie_core.commands import emit_ok, fail, get_app, require_root
 
 _PIDFILE = click.option("--pidfile", "pid_path", type=click.Path(dir_okay=False),
@@ -18,8 +20,14 @@ _PIDFILE = click.option("--pidfile", "pid_path", type=click.Path(dir_okay=False)
                              "/run/ie/ie-filterd.pid)")
 
 
+def _pid_path(given: str | None, program: str = pidfile.FILTERD) -> Path:
+    if not given:
+        return pidfile.default_path(get_app(), program)
+    return Path(given) if program == pidfile.FILTERD else Path(given).with_name(f"{program}.pid")
+
+
 def _daemon_pid(given: str | None) -> int:
-    return pidfile.running_pid(Path(given) if given else pidfile.default_path(get_app()))
+    return pidfile.running_pid(_pid_path(given))
 
 
 def _gone(pid: int) -> bool:
@@ -45,13 +53,20 @@ def reload(pid_path: str | None) -> None:
 @click.option("--timeout", default=60.0, show_default=True,
               help="seconds to wait for the messages in flight to finish")
 def stop(pid_path: str | None, timeout: float) -> None:
-    """Stop ie-filterd gracefully (SIGTERM) and wait until it has exited."""
+    """Stop ie-filterd gracefully (SIGTERM), and ie-notifyd when its pid file names one,
+    and wait until they have exited."""
     require_root()
-    pid = _daemon_pid(pid_path)
-    os.kill(pid, signal.SIGTERM)
+    pids = {pidfile.FILTERD: _daemon_pid(pid_path)}
+    # ie-notifyd may not run here (cron runs ie-notifyd --once, or another init system)
+    with contextlib.suppress(IeError):
+        pids[pidfile.NOTIFYD] = pidfile.running_pid(_pid_path(pid_path, pidfile.NOTIFYD),
+                                                    pidfile.NOTIFYD)
+    for pid in pids.values():
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while not _gone(pid) and time.monotonic() < deadline:
+    while not all(map(_gone, pids.values())) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if not _gone(pid):
-        fail(f"ie-filterd (pid {pid}) is still running after {timeout:.0f} s")
+    for program, pid in pids.items():
+        if not _gone(pid):
+            fail(f"{program} (pid {pid}) is still running after {timeout:.0f} s")
     emit_ok()

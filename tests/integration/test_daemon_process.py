@@ -216,6 +216,34 @@ def test_pidfile_reload_and_stop_signal_this_daemon_only(tmp_path, sink):
 
 
 
+def test_ie_notifyd_has_a_pid_file_and_ie_config_stop_stops_it_too(tmp_path, sink):
+    """ie-notifyd writes ie-notifyd.pid next to ie-filterd's, refuses a second instance on
+    it, and ``ie-config stop`` stops both daemons of the configuration."""
+    d = DaemonProcess(tmp_path, {"filter.reinject": f"127.0.0.1:{sink.port}"}).start()
+    notifyd_pid = tmp_path / "ie-notifyd.pid"
+    notifyd = subprocess.Popen([str(BIN / "ie-notifyd"), "--config", str(d.config)],
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not notifyd_pid.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert notifyd_pid.read_text().strip() == str(notifyd.pid)
+        second = subprocess.run([str(BIN / "ie-notifyd"), "--config", str(d.config)],
+                                capture_output=True, text=True, timeout=30)
+        assert second.returncode == 2
+        assert second.stderr.strip() == (f"ie-notifyd: ie-notifyd is already running "
+                                         f"(pid {notifyd.pid}, {notifyd_pid})")
+        out = subprocess.run([str(BIN / "ie-config"), "--config", str(d.config), "stop"],
+                             capture_output=True, text=True, timeout=90)
+        assert out.stdout == "OK\n", out.stderr
+        assert notifyd.wait(10) == 0 and not notifyd_pid.exists()
+        assert d.proc is not None and d.proc.wait(10) == 0
+    finally:
+        if notifyd.poll() is None:
+            notifyd.kill()
+        d.stop()
+
+
 @pytest.mark.skipif(services.systemd_host(), reason="enable would install systemd units here")
 def test_exim_enable_makes_the_running_daemon_read_the_configuration_it_wrote(tmp_path, sink):
     """Without systemd, ``ie-config enable --mta exim`` writes identity.auth_header into

@@ -86,6 +86,7 @@ def setup(make_app, db_url, sink: Sink, tmp_path: Path) -> Setup:
 [ie]
 data_dir = "{tmp_path / 'data'}"
 database_url = "{db_url}"
+pid_file = "{tmp_path / 'ie-filterd.pid'}"
 hostname = "mx.example.net"
 
 [filter]
