@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from ie_core import App, InvalidInput, NotFound, PermissionDenied
@@ -34,6 +34,7 @@ from .limits import (
     defaults,
     evicted_in_last_hour,
     lock_account,
+    releases_in_last_hour,
     used_bytes,
 )
 from .models import ACCOUNT_STATES, BLOCK, HeldMessage, QuarantineAccount, QuarantineLog
@@ -134,7 +135,7 @@ class QuarantineService:
     # emails -----------------------------------------------------------------------
     def emails_list(self, caller: Caller, account: Any = None, since: Any = None,
                     limit: Any = 25, offset: Any = 0, reason: Any = None,
-                    sender: Any = None) -> dict[str, Any]:
+                    sender: Any = None, recipient: Any = None) -> dict[str, Any]:
         scope = self._scope(caller, account)
         where = []
         if scope is not None:
@@ -148,6 +149,9 @@ class QuarantineService:
         if sender:
             where.append(func.lower(HeldMessage.mail_from).contains(str(sender).lower(),
                                                                     autoescape=True))
+        if recipient:
+            where.append(func.lower(cast(HeldMessage.rcpt_tos, String))
+                         .contains(str(recipient).lower(), autoescape=True))
         n = count(limit, "--limit", minimum=1, maximum=MAX_LIST)
         skip = count(offset, "--offset")
         with self.app.db.session() as s:
@@ -245,6 +249,18 @@ class QuarantineService:
             row = s.get(QuarantineAccount, account)
             own = row.releases_limit if row is not None else None
         return defaults(self.app).releases_limit if own is None else own
+
+    def releases_left(self, caller: Caller, name: Any = None) -> dict[str, int]:
+        """The account's hourly release limit, what was released under it in the last
+        hour, and what is left (what a non-root caller may still release now)."""
+        scope = self._scope(caller, name)
+        if scope is None:
+            raise InvalidInput("give the account whose releases to count")
+        limit = self._releases_limit(scope)
+        with self.app.db.session() as s:
+            used = releases_in_last_hour(s, scope, self.app.clock.now())
+        return {"releases_limit": limit, "released_last_hour": used,
+                "left": max(0, limit - used)}
 
     def accounts_list(self, caller: Caller, name: Any = None) -> dict[str, Any]:
         scope = self._scope(caller, name)
@@ -372,7 +388,7 @@ class QuarantineService:
 # Operation name -> (method, the arguments it takes): the socket API's whole surface.
 OPERATIONS: dict[str, tuple[str, frozenset[str]]] = {
     "emails.list": ("emails_list", frozenset({"account", "since", "limit", "offset", "reason",
-                                              "sender"})),
+                                              "sender", "recipient"})),
     "emails.show": ("emails_show", frozenset({"id", "account"})),
     "emails.history": ("emails_history", frozenset({"account", "since", "limit", "offset"})),
     "emails.release": ("emails_release", frozenset({"ids", "account"})),
