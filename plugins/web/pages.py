@@ -168,9 +168,12 @@ def render(request: Request, template: str, status: int = 200, **values: Any) ->
     viewer = viewer_of(request)
     messages = request.session.pop("flash", []) if "flash" in request.session else []
     nav = [n for n in state.nav if viewer is not None and viewer.may_see(n.audience)]
+    path = request.url.path
+    current = max((n.path for n in nav if path == n.path or path.startswith(n.path + "/")),
+                  key=len, default=None)
     html = state.templates.get_template(template).render(
         request=request, viewer=viewer, csrf=csrf_token(request), nav=nav,
-        flashes=messages, **values)
+        current_nav=current, flashes=messages, **values)
     return HTMLResponse(html, status_code=status)
 
 
