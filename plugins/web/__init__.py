@@ -27,14 +27,15 @@ Adding a page
 
 from __future__ import annotations
 
-import socket
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from ie_core import App, ConfigKey, StatusItem, hookimpl
-from ie_core.config import parse_hostport
+from ie_core.config import parse_hostport, show_hostport
 
 from . import cli
 from .signing import login_link
@@ -80,13 +81,17 @@ def ie_status(app: App) -> Sequence[StatusItem]:
     if not listen:
         return [StatusItem("web", True, "off (web.listen is empty)", required=False)]
     host, port = parse_hostport(listen, "web.listen")
+    url = f"http://{show_hostport((host, port))}/login"
     try:
-        with socket.create_connection((host, port), timeout=3):
-            pass
-    except OSError as err:
-        return [StatusItem("web", False, f"ie-web not answering on {host}:{port} "
-                           f"({err.strerror or err})", required=False)]
-    return [StatusItem("web", True, f"ie-web answers on {host}:{port}", required=False)]
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return [StatusItem("web", True, f"ie-web answers on {url} ({resp.status})",
+                               required=False)]
+    except urllib.error.HTTPError as err:
+        return [StatusItem("web", False, f"{url} answers {err.code}", required=False)]
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        return [StatusItem("web", False, f"ie-web not answering on {url} ({reason})",
+                           required=False)]
 
 
 @hookimpl
