@@ -182,3 +182,21 @@ def test_the_admin_filters_views_downloads_and_the_body_is_never_live(web_app, a
     download = admin.get(f"/quarantine/{html_id}/raw")
     assert download.content == raw
     assert download.headers["content-disposition"] == f'attachment; filename="{html_id}.eml"'
+
+
+def test_every_action_is_logged_with_who_did_it_and_logout_ends_the_session(
+        web_app, admin, caplog):
+    held = hold(web_app, "alice", spam("logged"))
+    owner = Browser(web_app)
+    with caplog.at_level("INFO", logger="ie.web"):
+        owner.login_link(login_link(web_app, "alice"))
+        owner.post("/quarantine/action", {"action": "delete", "ids": held})
+        owner.post("/logout", {})
+    lines = [r.getMessage() for r in caplog.records if r.name == "ie.web"]
+    assert any("actor=alice" in line and "action=login method=link" in line for line in lines)
+    assert any("actor=alice" in line and "action=quarantine_delete" in line
+               and f"ids={held}" in line for line in lines)
+    assert any("actor=alice" in line and "action=logout" in line for line in lines)
+    assert owner.get("/quarantine").url.path == "/login"
+    history = admin.get("/quarantine/history").text
+    assert "<td>deleted</td><td>alice</td>" in history
