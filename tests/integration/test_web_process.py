@@ -118,6 +118,21 @@ def test_two_ie_web_processes_share_logins_and_status_reports_them(site):
     up = site.web_status()
     assert up["ok"] and f"127.0.0.1:{site.ports[0]}" in up["detail"]
 
+    # an owner: by the link root prints, then by the password root sets
+    link = site.run("ie-cli", "web", "login-link", "alice")
+    assert link.stdout.startswith("https://mail.example.net/login/link?token="), link.stderr
+    with httpx.Client(base_url=second) as owner:
+        page = owner.get(link.stdout.strip().removeprefix("https://mail.example.net")).text
+        token = re.search(r'name="token" value="([^"]+)"', page)
+        assert token
+        r = owner.post("/login/link", data={"token": token.group(1), "csrf": csrf_of(page)})
+        assert r.status_code == 303
+        assert "account <b>alice</b>" in owner.get("/quarantine").text
+    assert site.run("ie-cli", "web", "owner-password", "alice", "--password-stdin",
+                    stdin="alice password 1\n").stdout == "OK\n"
+    with httpx.Client(base_url=first) as owner:
+        assert _login(owner, "alice", "alice password 1").status_code == 303
+
 
 def test_bad_configuration_is_one_line_and_exit_2(site):
     bad = site.run("ie-web", "--listen", "nowhere")
