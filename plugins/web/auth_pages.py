@@ -8,10 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ie_core.identity import valid_account
-
 from .credentials import LoginThrottle, password_matches
-from .csrf import FIELD, new_token
 from .models import ADMIN
 from .pages import (
     Page,
@@ -21,10 +18,11 @@ from .pages import (
     ie_app,
     redirect,
     render,
+    start_session,
     viewer_of,
     web_state,
 )
-from .signing import account_of_token
+from .signing import account_of_token, owner_account
 
 REFUSED = "Wrong name or password."
 THROTTLED = "Too many failed logins: wait a few minutes before trying again."
@@ -56,13 +54,13 @@ def login(request: Request) -> Response:
         audit(request, "login_throttled", name=name)
         return render(request, "login.html.j2", status=429, next=target, name=name,
                       error=THROTTLED)
-    known = name == ADMIN or valid_account(name)
+    known = name == ADMIN or owner_account(name)
     if not (known and password_matches(app, name, password)):
         throttle.failed(ip, name)
         audit(request, "login_failed", name=name)
         return render(request, "login.html.j2", status=401, next=target, name=name,
                       error=REFUSED)
-    _start_session(request, name)
+    start_session(request, name)
     audit(request, "login", method="password")
     return redirect(target or "/")
 
@@ -82,7 +80,7 @@ def link_login(request: Request) -> Response:
     if account is None:
         audit(request, "login_failed", method="link")
         return render(request, "login_link.html.j2", status=400, account=None, token="")
-    _start_session(request, account)
+    start_session(request, account)
     audit(request, "login", method="link")
     return redirect("/")
 
@@ -91,14 +89,6 @@ def logout(request: Request) -> Response:
     audit(request, "logout")
     request.session.clear()
     return redirect("/login")
-
-
-def _start_session(request: Request, name: str) -> None:
-    """A fresh session for ``name`` (a new CSRF token: nothing from before the login is
-    carried over)."""
-    request.session.clear()
-    request.session["user"] = name
-    request.session[FIELD] = new_token()
 
 
 def _local(target: str | None) -> str:

@@ -8,7 +8,6 @@ import click
 
 from ie_core import InvalidInput
 from ie_core.commands import emit, emit_ok, get_app, require_root
-from ie_core.identity import valid_account
 
 from . import credentials, signing
 from .models import ADMIN
@@ -29,8 +28,9 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def _account(name: str) -> str:
-    if name == ADMIN or not valid_account(name):
-        raise InvalidInput(f"invalid account name: {name[:80]!r}")
+    if not signing.owner_account(name):
+        raise InvalidInput(f"invalid account name: {name[:80]!r} (root is the admin's "
+                           "login: ie-cli web admin-password)")
     return name
 
 

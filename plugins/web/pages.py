@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -22,6 +23,7 @@ from starlette.routing import BaseRoute
 
 from ie_core import App
 
+from .csrf import FIELD, new_token
 from .models import ADMIN
 
 log = logging.getLogger("ie.web")
@@ -107,8 +109,21 @@ def ie_app(request: Request) -> App:
 
 # -- who is looking -----------------------------------------------------------------
 def viewer_of(request: Request) -> Viewer | None:
-    name = request.session.get("user")
-    return Viewer(name) if isinstance(name, str) and name else None
+    """The logged-in viewer; ``None`` when nobody is, or the login is older than
+    ``web.session_lifetime`` (the cookie is renewed on every page, the login is not)."""
+    name, since = request.session.get("user"), request.session.get("since")
+    if not isinstance(name, str) or not name or not isinstance(since, int):
+        return None
+    if time.time() - since > float(ie_app(request).config.get("web.session_lifetime")):
+        return None
+    return Viewer(name)
+
+
+def start_session(request: Request, name: str) -> None:
+    """A fresh session for ``name``: nothing from before the login is carried over, the
+    CSRF token included."""
+    request.session.clear()
+    request.session.update({"user": name, "since": int(time.time()), FIELD: new_token()})
 
 
 Handler = Callable[[Request, Viewer], Response]

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from ie_core import App
 from ie_core.identity import valid_account
 
-from .models import WebSecret
+from .models import ADMIN, WebSecret
 
 SESSION_KEY = "session"
 LINK_SALT = "ie-web owner login link"
@@ -43,6 +43,8 @@ def _links(app: App) -> URLSafeTimedSerializer:
 
 def login_token(app: App, account: str) -> str:
     """A token that opens ``account`` (and nothing else) until it expires."""
+    if not owner_account(account):
+        raise ValueError(f"no login link for {account!r}")
     return _links(app).dumps({"account": account})
 
 
@@ -54,15 +56,21 @@ def account_of_token(app: App, token: str) -> str | None:
     except (SignatureExpired, BadSignature):
         return None
     account = data.get("account") if isinstance(data, dict) else None
-    if not isinstance(account, str) or not valid_account(account):
+    if not owner_account(account):
         return None
-    return account
+    return str(account)
+
+
+def owner_account(name: object) -> bool:
+    """Is ``name`` an account an owner may log in to?  Never ``root``: that name is the
+    admin's, who sees every account."""
+    return isinstance(name, str) and name != ADMIN and valid_account(name)
 
 
 def login_link(app: App, account: str) -> str | None:
     """The full address of ``account``'s login link, or ``None`` when ``web.public_url``
     (where people reach ie-web) is not set."""
     base = str(app.config.get("web.public_url")).rstrip("/")
-    if not base:
+    if not base or not owner_account(account):
         return None
     return f"{base}/login/link?token={login_token(app, account)}"

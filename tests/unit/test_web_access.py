@@ -5,13 +5,15 @@ several ie-web processes."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 
 from ie_plugins.quarantine.service import Caller, QuarantineService
 from ie_plugins.web import credentials
-from ie_plugins.web.signing import login_link
+from ie_plugins.web.signing import LINK_SALT, login_link, secret
 from tests.fixtures.web import ADMIN_PASSWORD, WEB, Browser, hold, spam
 
 
@@ -141,6 +143,12 @@ def test_login_links_open_one_account_and_expire(web_app, make_app, db_url):
     assert b.get("/quarantine").url.path == "/login"  # still nobody
     b.login_link(link)
     assert "account <b>alice</b>" in b.get("/quarantine").text
+    # root is the admin's name: no link opens it, even one signed with the real key
+    assert login_link(web_app, "root") is None
+    forged = URLSafeTimedSerializer(secret(web_app), salt=LINK_SALT).dumps({"account": "root"})
+    assert b.get(f"/login/link?token={forged}").status_code == 400
+    r = Browser(web_app).post("/login/link", {"token": forged})
+    assert r.status_code == 400 and "<span>admin</span>" not in r.text
     # another ie-web on the same database whose links live less than no time at all
     expired = make_app(db_url=db_url, **WEB, **{"web.login_link_ttl": -1.0})
     assert Browser(expired).get(link.removeprefix("http://127.0.0.1")).status_code == 400
@@ -200,3 +208,16 @@ def test_every_action_is_logged_with_who_did_it_and_logout_ends_the_session(
     assert owner.get("/quarantine").url.path == "/login"
     history = admin.get("/quarantine/history").text
     assert "<td>deleted</td><td>alice</td>" in history
+
+
+def test_a_login_lasts_the_session_lifetime_however_active(make_app):
+    app = make_app(**WEB, **{"web.session_lifetime": 2.0})  # no database involved: SQLite
+    credentials.set_password(app, "root", ADMIN_PASSWORD)
+    b = Browser(app)
+    b.login("root", ADMIN_PASSWORD)
+    assert b.get("/quarantine").url.path == "/quarantine"
+    cookie = b.client.cookies["ie_web"]
+    time.sleep(2.5)  # the signed cookie carries real time, not the test clock
+    assert b.get("/quarantine").url.path == "/login"
+    b.client.cookies.set("ie_web", cookie)  # an old copy of the cookie is no better
+    assert b.get("/quarantine").url.path == "/login"
