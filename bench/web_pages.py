@@ -38,7 +38,7 @@ PASSWORD = "bench password 1"
 
 
 def fill(app, messages: int) -> tuple[str, str]:
-    """Insert the rows; return one held id of account ``acct7`` and one of another."""
+    """Insert the rows; return a held id of account ``acct7`` and one of ``acct8``."""
     now = datetime.now(UTC)
     store = app.data_dir / "quarantine"
     store.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def fill(app, messages: int) -> tuple[str, str]:
                 "subject": f"Offer number {n}", "size": 2000 + n % 5000,
                 "reasons": reasons, "reasons_key": "," + ",".join(reasons) + ",",
                 "score": 12.0, "claim_limited": False})
-            if n % 200 in (7, 8) and len(ids) < 2 and n % 200 == 7 + len(ids):
+            if n in (7, 8):  # the first messages of acct7 and acct8
                 ids.append(held_id)
             if len(batch) == 5000:
                 s.execute(insert(HeldMessage), batch)

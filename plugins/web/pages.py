@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -82,20 +83,24 @@ class WebState:
     templates: Environment
     nav: list[NavItem] = field(default_factory=list)
     services: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def service(self, name: str, make: Callable[[], Any]) -> Any:
         """One object per process (e.g. the quarantine service), made on first use and
-        closed (``close()``) when ie-web stops."""
-        if name not in self.services:
-            self.services[name] = make()
-        return self.services[name]
+        closed (``close()``) when ie-web stops.  Views run in several threads at once:
+        the object must be safe for that (ie's services are)."""
+        with self.lock:
+            if name not in self.services:
+                self.services[name] = make()
+            return self.services[name]
 
     def close(self) -> None:
-        for obj in self.services.values():
-            closer = getattr(obj, "close", None)
-            if closer is not None:
-                closer()
-        self.services.clear()
+        with self.lock:
+            for obj in self.services.values():
+                closer = getattr(obj, "close", None)
+                if closer is not None:
+                    closer()
+            self.services.clear()
 
 
 def web_state(request: Request) -> WebState:
