@@ -38,9 +38,20 @@ def settings(request: Request, viewer: Viewer) -> Response:
 
 @owner_page
 def save_options(request: Request, viewer: Viewer) -> Response:
+    """Only the fields that differ from what is in force are sent (an empty free-text
+    field means "default", as ``ie-cli accounts edit --owner-email default``)."""
     data = form(request)
-    known = {o.name for o in ie_app(request).hooks.account_options()}
-    chosen = {name: str(data[name]).strip() for name in known if name in data}
+    [row] = service(request).accounts_list(caller(viewer), viewer.name)["items"]
+    chosen = {}
+    for option in ie_app(request).hooks.account_options():
+        if option.name not in data:
+            continue
+        value = str(data[option.name]).strip()
+        if value != str(row.get(option.name, "")):
+            chosen[option.name] = value if value or option.choices else "default"
+    if not chosen:
+        flash(request, "Nothing changed.")
+        return redirect("/account")
     service(request).accounts_edit(caller(viewer), viewer.name, options=chosen)
     audit(request, "account_settings", **chosen)
     flash(request, "Settings saved.", "ok")

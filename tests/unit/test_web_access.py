@@ -164,6 +164,12 @@ def test_owner_password_and_settings_through_the_account_page(web_app):
     [row] = QuarantineService(web_app).accounts_list(Caller.root(), "alice")["items"]
     assert row["incoming"] == "off" and row["owner-email"] == "me@example.net"
     assert owner.post("/account/options", {"incoming": "maybe"}).status_code == 400
+    # the address emptied: back to the derived default; the switch alone left as it is
+    r = owner.post("/account/options", {"incoming": "off", "owner-email": ""})
+    assert "Settings saved" in r.text
+    [row] = QuarantineService(web_app).accounts_list(Caller.root(), "alice")["items"]
+    assert row["incoming"] == "off" and row["owner-email"] == ""
+    assert "Nothing changed" in owner.post("/account/options", {"incoming": "off"}).text
     assert owner.post("/account/password", {"password": "short", "again": "short"}
                       ).status_code == 400
     owner.post("/account/password", {"password": "alice password", "again": "alice password"})
