@@ -3,6 +3,9 @@
 An ASGI application (Starlette, served by uvicorn as ``ie-web``), pages rendered with
 Jinja2, no JavaScript needed.  Views hold no logic: they call the same service layer as
 ``ie-cli`` (e.g. :class:`ie_plugins.quarantine.service.QuarantineService`) as the viewer.
+Being a front end, this is the one plugin that imports others (their service modules);
+a page names the plugins it needs (``Page.requires``) and is left out when one is
+disabled.
 
 Adding a page
 -------------

@@ -14,6 +14,7 @@ from .pages import (
     Page,
     audit,
     client_ip,
+    error_page,
     form,
     ie_app,
     redirect,
@@ -35,7 +36,8 @@ def home(request: Request) -> Response:
     for item in web_state(request).nav:
         if viewer.may_see(item.audience):
             return redirect(item.path)
-    return redirect("/account")
+    return error_page(request, 404, "No pages to show: the plugins ie-web shows are "
+                      "disabled.")
 
 
 def login_form(request: Request) -> Response:

@@ -227,3 +227,12 @@ def test_a_login_lasts_the_session_lifetime_however_active(make_app):
     assert b.get("/quarantine").url.path == "/login"
     b.client.cookies.set("ie_web", cookie)  # an old copy of the cookie is no better
     assert b.get("/quarantine").url.path == "/login"
+
+
+def test_the_pages_of_a_disabled_plugin_are_left_out(make_app):
+    app = make_app(**WEB, **{"plugins.disabled": ["quarantine"]})
+    credentials.set_password(app, "root", ADMIN_PASSWORD)
+    b = Browser(app)
+    r = b.login("root", ADMIN_PASSWORD)
+    assert r.status_code == 404 and "No pages to show" in r.text
+    assert b.get("/quarantine").status_code == 404
