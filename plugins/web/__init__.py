@@ -86,7 +86,7 @@ def ie_status(app: App) -> Sequence[StatusItem]:
     host, port = parse_hostport(listen, "web.listen")
     url = f"http://{show_hostport((host, port))}/login"
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(url, timeout=5) as resp:
             return [StatusItem("web", True, f"ie-web answers on {url} ({resp.status})",
                                required=False)]
     except urllib.error.HTTPError as err:
