@@ -118,6 +118,7 @@ def main() -> int:
               f"rows, filled in {time.perf_counter() - start:.1f} s")
         credentials.set_password(app, "root", PASSWORD)
         admin, owner = client(app, None), client(app, "acct7")
+        day = (datetime.now(UTC) - timedelta(days=10)).date().isoformat()
         pages = [
             ("admin", admin, "/quarantine"),
             ("admin", admin, "/quarantine?page=1500"),
@@ -126,6 +127,7 @@ def main() -> int:
             ("admin", admin, "/quarantine?sender=sender4999"),
             ("admin", admin, "/quarantine?recipient=rcpt8999"),
             ("admin", admin, "/quarantine?since=24h&reason=spam"),
+            ("admin", admin, f"/quarantine?date_from={day}&date_to={day}"),
             ("admin", admin, f"/quarantine/{own}"),
             ("admin", admin, f"/quarantine/{own}?view=headers"),
             ("admin", admin, "/quarantine/history"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 from sqlalchemy import String, cast, func, select
@@ -82,6 +83,15 @@ def message_ids(value: Any) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def day(value: Any, option: str) -> datetime:
+    """A calendar day, ``YYYY-MM-DD``, as its first instant in UTC."""
+    try:
+        return datetime.strptime(str(value).strip(), "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidInput(f"{option} takes a date as YYYY-MM-DD, not {str(value)[:40]!r}"
+                           ) from None
+
+
 def count(value: Any, option: str, *, minimum: int = 0, maximum: int = 2**62) -> int:
     try:
         number = int(str(value).strip())
@@ -135,7 +145,10 @@ class QuarantineService:
     # emails -----------------------------------------------------------------------
     def emails_list(self, caller: Caller, account: Any = None, since: Any = None,
                     limit: Any = 25, offset: Any = 0, reason: Any = None,
-                    sender: Any = None, recipient: Any = None) -> dict[str, Any]:
+                    sender: Any = None, recipient: Any = None, date_from: Any = None,
+                    date_to: Any = None) -> dict[str, Any]:
+        """Held messages, newest first; ``date_from`` and ``date_to`` are days
+        (``YYYY-MM-DD``, UTC, both included)."""
         scope = self._scope(caller, account)
         where = []
         if scope is not None:
@@ -143,6 +156,10 @@ class QuarantineService:
         if since is not None:
             since_at = self.app.clock.now() - parse_duration(since)
             where.append(HeldMessage.received_at >= since_at)
+        if date_from:
+            where.append(HeldMessage.received_at >= day(date_from, "--date-from"))
+        if date_to:
+            where.append(HeldMessage.received_at < day(date_to, "--date-to") + timedelta(days=1))
         if reason:
             where.append(HeldMessage.reasons_key.contains(f",{str(reason).strip()},",
                                                           autoescape=True))
@@ -388,7 +405,8 @@ class QuarantineService:
 # Operation name -> (method, the arguments it takes): the socket API's whole surface.
 OPERATIONS: dict[str, tuple[str, frozenset[str]]] = {
     "emails.list": ("emails_list", frozenset({"account", "since", "limit", "offset", "reason",
-                                              "sender", "recipient"})),
+                                              "sender", "recipient", "date_from",
+                                              "date_to"})),
     "emails.show": ("emails_show", frozenset({"id", "account"})),
     "emails.history": ("emails_history", frozenset({"account", "since", "limit", "offset"})),
     "emails.release": ("emails_release", frozenset({"ids", "account"})),

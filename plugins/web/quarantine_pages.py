@@ -38,7 +38,7 @@ PER_PAGE = 50
 REASONS = ("spam", "winexec", "ratelimit", "blocked")
 SINCE = {"": "any time", "1h": "last hour", "24h": "last 24 hours", "7d": "last 7 days",
          "30d": "last 30 days"}
-FILTERS = ("account", "reason", "sender", "recipient", "since")
+FILTERS = ("account", "reason", "sender", "recipient", "since", "date_from", "date_to")
 ACTIONS = {"release": "released", "delete": "deleted", "spam": "deleted as spam"}
 VIEWS = ("rendered", "headers", "text")
 

@@ -188,6 +188,15 @@ def test_the_admin_filters_views_downloads_and_the_body_is_never_live(web_app, a
     assert html_id in listed and other not in listed
     listed = admin.get("/quarantine?reason=winexec&account=bob").text
     assert other in listed and html_id not in listed
+    web_app.clock.advance(days=2)
+    later = hold(web_app, "bob", spam("two days later"))
+    day_of = {held: admin.get(f"/quarantine?date_from={d}&date_to={d}").text
+              for held, d in ((other, "2026-01-01"), (later, "2026-01-03"))}
+    assert later not in day_of[other] and other in day_of[other] and html_id in day_of[other]
+    assert later in day_of[later] and other not in day_of[later]
+    assert later in admin.get("/quarantine?date_from=2026-01-02").text
+    bad = admin.get("/quarantine?date_from=yesterday")
+    assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text
     page = admin.get(f"/quarantine/{html_id}").text
     frame = re.search(r"<iframe[^>]*>", page)
     assert frame and 'sandbox=""' in frame.group(0)
