@@ -20,6 +20,7 @@ from .pages import (
     form,
     ie_app,
     owner_page,
+    password_changed,
     redirect,
     render,
 )
@@ -65,8 +66,10 @@ def save_password(request: Request, viewer: Viewer) -> Response:
     if new != again:
         raise InvalidInput("the two passwords differ")
     set_password(ie_app(request), viewer.name, new)
+    password_changed(request, viewer)
     audit(request, "password_set")
-    flash(request, "Password set: you can now log in with the account name and it.", "ok")
+    flash(request, "Password set: you can now log in with the account name and it. "
+                   "Your other sessions have ended.", "ok")
     return redirect("/account")
 
 

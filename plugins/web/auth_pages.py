@@ -90,6 +90,7 @@ def link_login(request: Request) -> Response:
 def logout(request: Request) -> Response:
     audit(request, "logout")
     request.session.clear()
+    request.scope.pop("ie.viewer", None)
     return redirect("/login")
 
 

@@ -57,6 +57,14 @@ def has_password(app: App, name: str) -> bool:
         return s.get(WebCredential, name) is not None
 
 
+def password_stamp(app: App, name: str) -> str:
+    """When ``name``'s password was last set (``""``: never).  A session records it at
+    login and ends when it changes: a new password logs out every earlier session."""
+    with app.db.reading() as s:
+        when = s.scalar(select(WebCredential.updated_at).where(WebCredential.name == name))
+    return when.isoformat() if when is not None else ""
+
+
 class LoginThrottle:
     """Failed logins per client address and per login name within ``web.login_window``
     seconds; once either reaches its limit, logins from there (or for that name) are

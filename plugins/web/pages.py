@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute
 
 from ie_core import App
 
+from .credentials import password_stamp
 from .csrf import FIELD, new_token
 from .models import ADMIN
 
@@ -114,13 +115,24 @@ def ie_app(request: Request) -> App:
 
 # -- who is looking -----------------------------------------------------------------
 def viewer_of(request: Request) -> Viewer | None:
-    """The logged-in viewer; ``None`` when nobody is, or the login is older than
-    ``web.session_lifetime`` (the cookie is renewed on every page, the login is not)."""
+    """The logged-in viewer; ``None`` when nobody is, the login is older than
+    ``web.session_lifetime`` (the cookie is renewed on every page, the login is not) or
+    the password changed since.  Worked out once per request."""
+    if "ie.viewer" not in request.scope:
+        request.scope["ie.viewer"] = _session_viewer(request)
+    viewer: Viewer | None = request.scope["ie.viewer"]
+    return viewer
+
+
+def _session_viewer(request: Request) -> Viewer | None:
     name, since = request.session.get("user"), request.session.get("since")
     if not isinstance(name, str) or not name or not isinstance(since, int):
         return None
-    if time.time() - since > float(ie_app(request).config.get("web.session_lifetime")):
+    app = ie_app(request)
+    if time.time() - since > float(app.config.get("web.session_lifetime")):
         return None
+    if request.session.get("stamp") != password_stamp(app, name):
+        return None  # the password changed since this login
     return Viewer(name)
 
 
@@ -128,7 +140,14 @@ def start_session(request: Request, name: str) -> None:
     """A fresh session for ``name``: nothing from before the login is carried over, the
     CSRF token included."""
     request.session.clear()
-    request.session.update({"user": name, "since": int(time.time()), FIELD: new_token()})
+    request.session.update({"user": name, "since": int(time.time()), FIELD: new_token(),
+                            "stamp": password_stamp(ie_app(request), name)})
+    request.scope.pop("ie.viewer", None)
+
+
+def password_changed(request: Request, viewer: Viewer) -> None:
+    """``viewer`` set a new password: this session goes on, every other one ends."""
+    request.session["stamp"] = password_stamp(ie_app(request), viewer.name)
 
 
 Handler = Callable[[Request, Viewer], Response]
@@ -145,7 +164,6 @@ def _guard(audience: Audience) -> Callable[[Handler], Callable[[Request], Respon
                 return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
             if not viewer.may_see(audience):
                 return error_page(request, 404, "No such page.")
-            request.state.viewer = viewer
             return handler(request, viewer)
         return endpoint
     return decorate

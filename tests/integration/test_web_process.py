@@ -132,6 +132,11 @@ def test_two_ie_web_processes_share_logins_and_status_reports_them(site):
                     stdin="alice password 1\n").stdout == "OK\n"
     with httpx.Client(base_url=first) as owner:
         assert _login(owner, "alice", "alice password 1").status_code == 303
+    # a new admin password ends the admin's sessions, in every ie-web process
+    assert site.run("ie-cli", "web", "admin-password", "--password-stdin",
+                    stdin="another admin password\n").stdout == "OK\n"
+    with httpx.Client(base_url=second, cookies={"ie_web": cookie}) as two:
+        assert two.get("/quarantine").headers.get("location", "").startswith("/login")
 
 
 def test_bad_configuration_is_one_line_and_exit_2(site):

@@ -172,7 +172,13 @@ def test_owner_password_and_settings_through_the_account_page(web_app):
     assert "Nothing changed" in owner.post("/account/options", {"incoming": "off"}).text
     assert owner.post("/account/password", {"password": "short", "again": "short"}
                       ).status_code == 400
-    owner.post("/account/password", {"password": "alice password", "again": "alice password"})
+    elsewhere = Browser(web_app)  # the same owner in another browser
+    elsewhere.login_link(login_link(web_app, "alice"))
+    r = owner.post("/account/password", {"password": "alice password",
+                                         "again": "alice password"})
+    assert "Password set" in r.text
+    assert owner.get("/account").url.path == "/account"  # this session goes on
+    assert elsewhere.get("/account").url.path == "/login"  # the other one has ended
     again = Browser(web_app)
     assert again.login("alice", "alice password").url.path == "/quarantine"
     assert again.get("/quarantine/history").status_code == 200
