@@ -101,6 +101,12 @@ def ie_owner_address(app: App, account: str) -> str | None:
 
 
 @hookspec(firstresult=True)
+def ie_owner_login_link(app: App, account: str) -> str | None:
+    """A signed, expiring web address that logs `account`'s owner in to that account
+    only (the owner digest carries it), or `None` when no web interface offers one."""
+
+
+@hookspec(firstresult=True)
 def ie_is_whitelisted(app: App, kind: str, address: str) -> bool | None:
     """Is `address` on the `kind` whitelist (`authuser`, `sender` or `recipient`)?
     `None` when no plugin keeps whitelists (then nothing is whitelisted)."""

@@ -120,6 +120,10 @@ class Hooks:
         result: str | None = self.pm.hook.ie_owner_address(app=app, account=account)
         return result
 
+    def owner_login_link(self, app: App, account: str) -> str | None:
+        result: str | None = self.pm.hook.ie_owner_login_link(app=app, account=account)
+        return result
+
     def is_whitelisted(self, app: App, kind: str, address: str) -> bool:
         return bool(self.pm.hook.ie_is_whitelisted(app=app, kind=kind, address=address))
 

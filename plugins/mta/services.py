@@ -25,8 +25,10 @@ def bindir() -> Path:
 
 
 def daemons() -> list[str]:
-    """ie's long-running programs installed here (the notifier only when it exists)."""
-    return [name for name in ("ie-filterd", "ie-notifyd") if (bindir() / name).exists()]
+    """ie's long-running programs installed here (the notifier and the web pages only
+    when they exist)."""
+    return [name for name in ("ie-filterd", "ie-notifyd", "ie-web")
+            if (bindir() / name).exists()]
 
 
 def config_option(app: App) -> str:
@@ -85,7 +87,7 @@ def reload_running(app: App) -> str:
 def stop(app: App) -> str:
     if not systemd_host():
         return ("this host does not run systemd: stop ie yourself ('ie-config stop', and "
-                "ie-notifyd from your init system)")
+                "ie-notifyd and ie-web from your init system)")
     units = [f"{name}.service" for name in daemons()]
     code, out = run([SYSTEMCTL, "disable", "--now", *units])
     if code != 0:

@@ -148,7 +148,8 @@ def _sample(app: App, kind: str) -> dict[str, object]:
     common = {**common_context(app), "date": msg["date"]}
     if kind in ("owner_digest", "admin_summary"):
         return {**common, "account": "example", "messages": [msg], "accounts": ["example"],
-                "all_time": False, "period": "daily"}
+                "all_time": False, "period": "daily",
+                "login_link": "https://mail.example.com/login/link?token=SAMPLE"}
     if kind == "limit_exceeded":
         return {**common, "limit": {"object_type": "account", "name": "example", "id": "1",
                                     "limit": "100", "used": "101", "account": "example"}}

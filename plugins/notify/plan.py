@@ -246,6 +246,7 @@ def _owner_digest(app: App, templates: Templates, req: DigestRequest,
     if period == "never" and not explicit:
         return None
     now = app.clock.now()
+    link = app.hooks.owner_login_link(app, account)  # before the transaction: it may write
     with app.db.session() as s:
         to = owner_address(app, account)
         if not to or not compose.valid_address(to):
@@ -268,7 +269,8 @@ def _owner_digest(app: App, templates: Templates, req: DigestRequest,
         add_notification(s, app, templates, key=key, kind="owner_digest", recipient=to,
                          account=account,
                          context={"account": account, "messages": [_view(i) for i in items],
-                                  "all_time": req.all_time, "period": period})
+                                  "all_time": req.all_time, "period": period,
+                                  "login_link": link})
         return PlannedDigest(f"owner:{account}", to, key, len(items))
 
 

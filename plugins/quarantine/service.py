@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from ie_core import App, InvalidInput, NotFound, PermissionDenied
@@ -34,6 +35,7 @@ from .limits import (
     defaults,
     evicted_in_last_hour,
     lock_account,
+    releases_in_last_hour,
     used_bytes,
 )
 from .models import ACCOUNT_STATES, BLOCK, HeldMessage, QuarantineAccount, QuarantineLog
@@ -79,6 +81,15 @@ def message_ids(value: Any) -> list[str]:
     if not ids or len(ids) > MAX_IDS:
         raise InvalidInput(f"--ids takes 1 to {MAX_IDS} message ids")
     return list(dict.fromkeys(ids))
+
+
+def day(value: Any, option: str) -> datetime:
+    """A calendar day, ``YYYY-MM-DD``, as its first instant in UTC."""
+    try:
+        return datetime.strptime(str(value).strip(), "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidInput(f"{option} takes a date as YYYY-MM-DD, not {str(value)[:40]!r}"
+                           ) from None
 
 
 def count(value: Any, option: str, *, minimum: int = 0, maximum: int = 2**62) -> int:
@@ -134,7 +145,10 @@ class QuarantineService:
     # emails -----------------------------------------------------------------------
     def emails_list(self, caller: Caller, account: Any = None, since: Any = None,
                     limit: Any = 25, offset: Any = 0, reason: Any = None,
-                    sender: Any = None) -> dict[str, Any]:
+                    sender: Any = None, recipient: Any = None, date_from: Any = None,
+                    date_to: Any = None) -> dict[str, Any]:
+        """Held messages, newest first; ``date_from`` and ``date_to`` are days
+        (``YYYY-MM-DD``, UTC, both included)."""
         scope = self._scope(caller, account)
         where = []
         if scope is not None:
@@ -142,12 +156,19 @@ class QuarantineService:
         if since is not None:
             since_at = self.app.clock.now() - parse_duration(since)
             where.append(HeldMessage.received_at >= since_at)
+        if date_from:
+            where.append(HeldMessage.received_at >= day(date_from, "--date-from"))
+        if date_to:
+            where.append(HeldMessage.received_at < day(date_to, "--date-to") + timedelta(days=1))
         if reason:
             where.append(HeldMessage.reasons_key.contains(f",{str(reason).strip()},",
                                                           autoescape=True))
         if sender:
             where.append(func.lower(HeldMessage.mail_from).contains(str(sender).lower(),
                                                                     autoescape=True))
+        if recipient:
+            where.append(func.lower(cast(HeldMessage.rcpt_tos, String))
+                         .contains(str(recipient).lower(), autoescape=True))
         n = count(limit, "--limit", minimum=1, maximum=MAX_LIST)
         skip = count(offset, "--offset")
         with self.app.db.session() as s:
@@ -245,6 +266,18 @@ class QuarantineService:
             row = s.get(QuarantineAccount, account)
             own = row.releases_limit if row is not None else None
         return defaults(self.app).releases_limit if own is None else own
+
+    def releases_left(self, caller: Caller, name: Any = None) -> dict[str, int]:
+        """The account's hourly release limit, what was released under it in the last
+        hour, and what is left (what a non-root caller may still release now)."""
+        scope = self._scope(caller, name)
+        if scope is None:
+            raise InvalidInput("give the account whose releases to count")
+        limit = self._releases_limit(scope)
+        with self.app.db.session() as s:
+            used = releases_in_last_hour(s, scope, self.app.clock.now())
+        return {"releases_limit": limit, "released_last_hour": used,
+                "left": max(0, limit - used)}
 
     def accounts_list(self, caller: Caller, name: Any = None) -> dict[str, Any]:
         scope = self._scope(caller, name)
@@ -372,7 +405,8 @@ class QuarantineService:
 # Operation name -> (method, the arguments it takes): the socket API's whole surface.
 OPERATIONS: dict[str, tuple[str, frozenset[str]]] = {
     "emails.list": ("emails_list", frozenset({"account", "since", "limit", "offset", "reason",
-                                              "sender"})),
+                                              "sender", "recipient", "date_from",
+                                              "date_to"})),
     "emails.show": ("emails_show", frozenset({"id", "account"})),
     "emails.history": ("emails_history", frozenset({"account", "since", "limit", "offset"})),
     "emails.release": ("emails_release", frozenset({"ids", "account"})),

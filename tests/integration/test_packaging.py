@@ -141,7 +141,7 @@ def test_wheel_in_a_fresh_venv_outside_the_tree(tmp_path):
     for cmd in (["ie-config", "--config", str(cfg), "db", "upgrade"],
                 ["ie-config", "--config", str(cfg), "db", "check"],
                 ["ie-cli", "--config", str(cfg), "version"],
-                ["ie-filterd", "--help"]):
+                ["ie-filterd", "--help"], ["ie-web", "--help"]):
         out = run([str(bindir / cmd[0]), *cmd[1:]], cwd=tmp_path, env=env)
         assert out.returncode == 0, (cmd, out.stderr)
     # nothing generic was installed at the top of site-packages; data files shipped
@@ -151,9 +151,11 @@ def test_wheel_in_a_fresh_venv_outside_the_tree(tmp_path):
              "print(any(p.name.endswith('.py') for p in "
              "r.files('ie_migrations').joinpath('versions').iterdir()));"
              "print(r.files('ie_plugins.quarantine.migrations')"
-             ".joinpath('0002_quarantine.py').is_file())")
+             ".joinpath('0002_quarantine.py').is_file());"
+             "print(r.files('ie_plugins.web.templates').joinpath('base.html.j2').is_file()"
+             " and r.files('ie_plugins.web.static').joinpath('ie.css').is_file())")
     out = run([str(bindir / "python"), "-c", probe], cwd=tmp_path, env=env)
-    assert out.stdout.split() == ["True", "True", "True", "True"], out.stderr
+    assert out.stdout.split() == ["True", "True", "True", "True", "True"], out.stderr
     # every built-in plugin's revisions were shipped next to it: same heads as the tree
     probe = ("import json, pathlib; from ie_core.db import Database, migrate;"
              "from ie_core.pluginmanager import Hooks, make_plugin_manager;"
@@ -169,6 +171,6 @@ def test_wheel_in_a_fresh_venv_outside_the_tree(tmp_path):
     assert shipped["inside"]  # found in the venv's site-packages, not in the source tree
     in_tree = {name: sorted(p.name for p in (ROOT / "plugins" / name / "migrations").glob("0*.py"))
                for name in ("quarantine", "ratelimit", "bayes", "incoming", "notify", "whitelist",
-                            "blocklist")}
+                            "blocklist", "web")}
     assert shipped["revisions"] == in_tree
     assert shipped["heads"] == sorted(migrate.wanted_heads(Database(f"sqlite:///{tmp_path}/t.db")))

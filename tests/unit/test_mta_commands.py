@@ -156,7 +156,7 @@ def test_disable_says_what_became_of_ies_services_after_unwiring(
     restored, stopped = off.output.splitlines()
     assert restored.startswith("postfix: restored ")
     assert stopped == ("this host does not run systemd: stop ie yourself ('ie-config stop', "
-                       "and ie-notifyd from your init system)")
+                       "and ie-notifyd and ie-web from your init system)")
 
 
 @pytest.mark.parametrize("hand", ["  -o { content_filter = ie_filter:[127.0.0.1]:10027 }\n",

@@ -1,0 +1,1 @@
+"""ie-web's stylesheet (no JavaScript build: plain files served as they are)."""

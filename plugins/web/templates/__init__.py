@@ -1,0 +1,1 @@
+"""ie-web's page templates (Jinja2, autoescaped)."""
