@@ -26,7 +26,7 @@ from ie_core import (
 from ie_core.account_options import AccountOption
 from ie_core.background import BackgroundService
 from ie_core.runtime import RuntimeSetting
-from ie_plugins.incoming import cli, dovecot, policy, spool, stats
+from ie_plugins.incoming import cli, dovecot, hold, policy, spool, stats
 
 
 @hookimpl
@@ -65,13 +65,13 @@ def ie_config_keys() -> Sequence[ConfigKey]:
 
 @hookimpl
 def ie_runtime_settings() -> Sequence[RuntimeSetting]:
-    return [policy.ENABLED, policy.SUBJECT_PREFIX]
+    return [policy.ENABLED, policy.SUBJECT_PREFIX, hold.THRESHOLD]
 
 
 @hookimpl
 def ie_stages(app: App) -> Sequence[Stage]:
     dovecot.check_settings(app)  # an unsafe folder name stops ie-filterd at start
-    return policy.make_stages(app)
+    return [*policy.make_stages(app), hold.make_stage(app)]
 
 
 @hookimpl
@@ -97,7 +97,7 @@ def ie_status(app: App) -> Sequence[StatusItem]:
 
 @hookimpl
 def ie_account_options() -> Sequence[AccountOption]:
-    return [policy.ACCOUNT_SWITCH]
+    return [policy.ACCOUNT_SWITCH, hold.ACCOUNT_SWITCH]
 
 
 @hookimpl

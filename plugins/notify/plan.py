@@ -131,19 +131,29 @@ def _held(s: Session, app: App, templates: Templates, ev: Event, account: str,
     held_id = compose.clean(p.get("id"), 64)
     if not held_id or s.get(HeldItem, held_id) is not None:
         return
-    size = p.get("size")
+    size, score = p.get("size"), p.get("score")
     item = HeldItem(held_id=held_id, account=account, held_at=ev.created_at,
                     sender=compose.clean(p.get("sender"), 1024),
                     recipients=compose.clean_list(p.get("recipients")),
                     subject=compose.clean(p.get("subject"), 2048),
                     reasons=compose.clean_list(p.get("reasons")),
-                    size=size if isinstance(size, int) else 0, state="held",
+                    size=size if isinstance(size, int) else 0,
+                    direction="incoming" if p.get("direction") == "incoming" else "outgoing",
+                    score=float(score) if isinstance(score, int | float) else 0.0,
+                    state="held",
                     admin_digest=None if mode == "summary" else 0)
     s.add(item)
     if mode == "each":
         add_notification(s, app, templates, key=f"event:{ev.id}:admin", kind="admin_held",
                          recipient=options.admin_address(app), account=account,
                          context={"message": _view(item)})
+
+
+def _owner_view(app: App, item: HeldItem) -> dict[str, Any]:
+    """A held message in its owner's digest: with the web interface's release link when
+    a plugin offers one (``ie_release_link``)."""
+    link = app.hooks.release_link(app, item.account, item.held_id)
+    return _view(item, link)
 
 
 def _owner_action(s: Session, app: App, templates: Templates, ev: Event, account: str,
@@ -160,9 +170,11 @@ def _owner_action(s: Session, app: App, templates: Templates, ev: Event, account
                               "date": compose.show_time(ev.created_at)})
 
 
-def _view(item: HeldItem) -> dict[str, Any]:
+def _view(item: HeldItem, release_link: str | None = None) -> dict[str, Any]:
     return compose.held_view(item.held_id, item.account, item.held_at, item.sender,
-                             item.recipients, item.subject, item.reasons, item.size)
+                             item.recipients, item.subject, item.reasons, item.size,
+                             direction=item.direction, score=item.score,
+                             release_link=release_link)
 
 
 def _limit_view(p: dict[str, Any], account: str) -> dict[str, Any]:
@@ -267,7 +279,8 @@ def _owner_digest(app: App, templates: Templates, req: DigestRequest,
         key = f"digest:owner:{account}:{state.sequence}"
         add_notification(s, app, templates, key=key, kind="owner_digest", recipient=to,
                          account=account,
-                         context={"account": account, "messages": [_view(i) for i in items],
+                         context={"account": account,
+                                  "messages": [_owner_view(app, i) for i in items],
                                   "all_time": req.all_time, "period": period})
         return PlannedDigest(f"owner:{account}", to, key, len(items))
 

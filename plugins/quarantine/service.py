@@ -24,7 +24,6 @@ from ie_core.account_options import AccountOption
 from ie_core.durations import parse_duration
 from ie_core.events import emit
 from ie_core.identity import valid_account
-from ie_core.smtp.reinject import Reinjector
 
 from . import actions, event_kinds
 from .hold import blob_store
@@ -36,7 +35,15 @@ from .limits import (
     lock_account,
     used_bytes,
 )
-from .models import ACCOUNT_STATES, BLOCK, HeldMessage, QuarantineAccount, QuarantineLog
+from .models import (
+    ACCOUNT_STATES,
+    BLOCK,
+    DIRECTIONS,
+    HeldMessage,
+    QuarantineAccount,
+    QuarantineLog,
+)
+from .reinjectors import Reinjectors
 from .view import details, item
 
 ROOT = "root"
@@ -81,6 +88,13 @@ def message_ids(value: Any) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def direction_name(value: Any) -> str:
+    if value not in DIRECTIONS:
+        raise InvalidInput(f"--direction takes {' or '.join(DIRECTIONS)}, "
+                           f"not {str(value)[:40]!r}")
+    return str(value)
+
+
 def count(value: Any, option: str, *, minimum: int = 0, maximum: int = 2**62) -> int:
     try:
         number = int(str(value).strip())
@@ -103,17 +117,10 @@ def override(value: Any, option: str, maximum: int = 2**62) -> int | None:
 class QuarantineService:
     def __init__(self, app: App) -> None:
         self.app = app
-        self._reinjector: Any = None
+        self.reinjectors = Reinjectors(app)
 
     def close(self) -> None:
-        if self._reinjector is not None:
-            self._reinjector.close()
-
-    @property
-    def reinjector(self) -> Any:
-        if self._reinjector is None:
-            self._reinjector = Reinjector.from_config(self.app)
-        return self._reinjector
+        self.reinjectors.close()
 
     def _scope(self, caller: Caller, account: Any) -> str | None:
         """The account the caller acts on; ``None`` means every account (root only)."""
@@ -134,11 +141,13 @@ class QuarantineService:
     # emails -----------------------------------------------------------------------
     def emails_list(self, caller: Caller, account: Any = None, since: Any = None,
                     limit: Any = 25, offset: Any = 0, reason: Any = None,
-                    sender: Any = None) -> dict[str, Any]:
+                    sender: Any = None, direction: Any = None) -> dict[str, Any]:
         scope = self._scope(caller, account)
         where = []
         if scope is not None:
             where.append(HeldMessage.account == scope)
+        if direction is not None:
+            where.append(HeldMessage.direction == direction_name(direction))
         if since is not None:
             since_at = self.app.clock.now() - parse_duration(since)
             where.append(HeldMessage.received_at >= since_at)
@@ -173,7 +182,8 @@ class QuarantineService:
             rows = s.scalars(select(QuarantineLog).where(*where)
                              .order_by(QuarantineLog.at.desc(), QuarantineLog.id.desc())
                              .limit(n).offset(skip)).all()
-        items = [{"email_id": r.message_id, "account_name": r.account, "action": r.action,
+        items = [{"email_id": r.message_id, "account_name": r.account,
+                  "direction": r.direction, "action": r.action,
                   "actor": r.actor, "date": r.at.isoformat(), "sender": r.mail_from,
                   "recipients": list(r.rcpt_tos), "subject": r.subject,
                   "reasons": list(r.reasons), "size_bytes": r.size} for r in rows]
@@ -213,7 +223,7 @@ class QuarantineService:
             try:
                 with self.app.db.session() as s:
                     self._find(s, held_id, scope)
-                actions.release(self.app, self.reinjector, held_id, caller.user, limit, scope)
+                actions.release(self.app, self.reinjectors, held_id, caller.user, limit, scope)
                 done.append(held_id)
             except NotFound as err:
                 failed[held_id] = str(err)
@@ -372,7 +382,7 @@ class QuarantineService:
 # Operation name -> (method, the arguments it takes): the socket API's whole surface.
 OPERATIONS: dict[str, tuple[str, frozenset[str]]] = {
     "emails.list": ("emails_list", frozenset({"account", "since", "limit", "offset", "reason",
-                                              "sender"})),
+                                              "sender", "direction"})),
     "emails.show": ("emails_show", frozenset({"id", "account"})),
     "emails.history": ("emails_history", frozenset({"account", "since", "limit", "offset"})),
     "emails.release": ("emails_release", frozenset({"ids", "account"})),
