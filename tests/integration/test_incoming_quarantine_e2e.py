@@ -1,0 +1,123 @@
+"""Incoming quarantine end to end: real Postfix -> ie-filterd -> Postfix -> Dovecot.
+
+A GTUBE message to two recipients of different accounts: held for the one whose account
+quarantines incoming mail, filed into Junk for the other (its account turned incoming
+quarantine off); listed in the first owner's digest, which itself arrives through Postfix
+in the owner's mailbox; released by the command, it lands in that recipient's INBOX only.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ie_core import ManualClock
+from tests.fixtures.dovecot import Dovecot, require_dovecot
+from tests.fixtures.postfix_incoming import IncomingPostfix, require_postfix
+from tests.fixtures.sink import free_port
+from tests.integration.test_incoming_e2e import ALICE, BOB, CAROL, Stack, gtube, message
+
+pytestmark = pytest.mark.mta
+
+
+@pytest.fixture
+def qstack(run_daemon: Callable[..., Any], tmp_path: Path, clock: ManualClock,
+           db_url: str) -> Iterator[Stack]:
+    """The incoming stack, with ie-cli's outgoing reinjection (the digests) also going to
+    Postfix's reinjection port, so a digest is delivered into the owner's mailbox."""
+    clock.advance(seconds=(datetime.now(UTC) - clock.now()).total_seconds())
+    require_dovecot()
+    require_postfix()
+    dovecot = Dovecot([ALICE, BOB, CAROL]).start()
+    filter_port = free_port()
+    try:
+        postfix = IncomingPostfix(filter_port, dovecot.lmtp_port,
+                                  ["example.test", "other.test"]).start()
+    except BaseException:
+        dovecot.stop()
+        raise
+    try:
+        config = tmp_path / "ie.toml"
+        config.write_text(
+            f'[ie]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{db_url}"\n'
+            f'[filter]\nreinject = "{postfix.reinject}"\n'
+            f'incoming_reinject = "{postfix.reinject}"\n'
+            f'[incoming]\ndovecot_config = "{dovecot.config}"\n'
+            f'dovecot_conf_d = "{dovecot.conf_d}"\nsieve_dir = "{dovecot.root}/sieve"\n'
+            f'learn_spool = "{dovecot.root}/spool"\nlearn_interval = 0.1\n')
+        run_daemon(config=config, db_url=db_url, **{
+            "filter.incoming_listen": f"127.0.0.1:{filter_port}",
+            "filter.incoming_reinject": postfix.reinject})
+        yield Stack(dovecot, postfix, config, tmp_path)
+    finally:
+        postfix.stop()
+        dovecot.stop()
+
+
+def _held(stack: Stack, *args: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads(stack.cli("emails", "list", "--json",
+                                                       *args))["items"]
+    return items
+
+
+def test_held_for_one_recipient_delivered_to_the_other_digest_and_release(
+        qstack: Stack) -> None:
+    stack = qstack
+    stack.config_cmd("enable-incoming")
+    stack.cli("domains", "set", "example.test", "acme")
+    stack.cli("domains", "set", "other.test", "beta")
+    stack.cli("accounts", "edit", "-a", "acme", "--owner-email", ALICE)
+    stack.cli("accounts", "edit", "-a", "beta", "--incoming-quarantine", "off")
+    stack.cli("filter-settings", "--incoming-quarantine-threshold", "500")
+    assert "incoming.quarantine_threshold" in stack.cli("filter-settings")
+
+    stack.send(gtube("gtube for two"), ALICE, CAROL)
+    stack.send(message("plain hello"), ALICE, CAROL)
+    stack.wait(CAROL, "Junk", "gtube for two")  # beta: no incoming quarantine
+    stack.wait(ALICE, "INBOX", "plain hello")
+    stack.wait(CAROL, "INBOX", "plain hello")
+    assert stack.dovecot.subjects(ALICE, "INBOX") == ["plain hello"]
+    assert stack.dovecot.subjects(ALICE, "Junk") == []
+
+    [held] = _held(stack, "--direction", "incoming")
+    assert (held["account_name"], held["direction"], held["recipients"], held["subject"]) == (
+        "acme", "incoming", [ALICE], "gtube for two")
+    assert held["score"] >= 500
+    assert _held(stack, "--direction", "outgoing") == []
+    assert "Direction\t      incoming" in stack.cli("emails", "list")
+    [carol_copy] = stack.dovecot.messages(CAROL, "Junk")
+    assert ALICE.encode() not in carol_copy.split(b"\r\n\r\n", 1)[0]
+
+    out = json.loads(stack.cli("notify", "send", "--account", "acme", "--json"))
+    assert [(i["scope"], i["messages"], i["status"]) for i in out["items"]] == [
+        ("owner:acme", 1, "sent")]
+    deadline = time.monotonic() + 10
+    while not (digests := [m for m in stack.dovecot.messages(ALICE, "INBOX")
+                           if b"X-IE-Notification: owner_digest" in m]):
+        assert time.monotonic() < deadline, stack.postfix.log_text()[-3000:]
+        time.sleep(0.05)
+    [digest] = digests
+    assert b"Subject: 1 incoming message held as spam on" in digest
+    parsed = email.message_from_bytes(digest, policy=email.policy.default)
+    body = parsed.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    for expected in ("gtube for two", "sender@outside.test", held["email_id"],
+                     "Score:      1000", f"ie-cli emails release --ids {held['email_id']}"):
+        assert expected in text, expected
+
+    stack.cli("emails", "release", "--ids", held["email_id"])
+    stack.wait(ALICE, "INBOX", "gtube for two")
+    assert stack.dovecot.subjects(ALICE, "Junk") == []
+    assert sorted(stack.dovecot.subjects(CAROL, "Junk")) == ["gtube for two"]  # once
+    assert _held(stack) == []
+    [released] = json.loads(stack.cli("emails", "history", "--json"))["items"]
+    assert (released["action"], released["direction"]) == ("released", "incoming")
