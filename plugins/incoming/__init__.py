@@ -26,7 +26,7 @@ from ie_core import (
 from ie_core.account_options import AccountOption
 from ie_core.background import BackgroundService
 from ie_core.runtime import RuntimeSetting
-from ie_plugins.incoming import cli, dovecot, hold, policy, spool, stats
+from ie_plugins.incoming import cli, dovecot, hold, policy, retention, spool, stats
 
 
 @hookimpl
@@ -60,12 +60,22 @@ def ie_config_keys() -> Sequence[ConfigKey]:
                   "Reports queued at most; further ones are dropped until the spool drains."),
         ConfigKey("incoming", "learn_interval", float, 2.0,
                   "Seconds between two reads of the learn spool by ie-filterd."),
+        ConfigKey("incoming", "junk_retention_by", str, "saved",
+                  "Junk retention counts a message's age from when it was saved into Junk "
+                  "(saved: doveadm's savedbefore) or from its IMAP internal date "
+                  "(received: before)."),
+        ConfigKey("incoming", "junk_retention_interval", float, 86400.0,
+                  "Seconds between two Junk retention runs by ie-filterd."),
+        ConfigKey("incoming", "trainers", str, "",
+                  "Who may train the classifier by moving mail into or out of Junk: "
+                  "IMAP user names and %unixgroup entries, separated by commas or spaces "
+                  "(empty: every user)."),
     ]
 
 
 @hookimpl
 def ie_runtime_settings() -> Sequence[RuntimeSetting]:
-    return [policy.ENABLED, policy.SUBJECT_PREFIX, hold.THRESHOLD]
+    return [policy.ENABLED, policy.SUBJECT_PREFIX, hold.THRESHOLD, retention.DAYS]
 
 
 @hookimpl
@@ -97,7 +107,7 @@ def ie_status(app: App) -> Sequence[StatusItem]:
 
 @hookimpl
 def ie_account_options() -> Sequence[AccountOption]:
-    return [policy.ACCOUNT_SWITCH, hold.ACCOUNT_SWITCH]
+    return [policy.ACCOUNT_SWITCH, hold.ACCOUNT_SWITCH, retention.ACCOUNT_OPTION]
 
 
 @hookimpl
@@ -112,7 +122,7 @@ def ie_config_commands() -> Sequence[click.Command]:
 
 @hookimpl
 def ie_background(app: App) -> Sequence[BackgroundService]:
-    return [spool.drainer(app)]
+    return [spool.drainer(app), retention.service(app)]
 
 
 @hookimpl
