@@ -104,9 +104,11 @@ def learn_spool(as_json: bool) -> None:
         total.learned += done.learned
         total.failed += done.failed
         total.skipped += done.skipped
-        if done.failed or not (done.learned or done.skipped):
+        total.refused += done.refused
+        if done.failed or not (done.learned or done.skipped or done.refused):
             break
-    data = {"learned": total.learned, "failed": total.failed, "skipped": total.skipped}
+    data = {"learned": total.learned, "failed": total.failed, "skipped": total.skipped,
+            "refused": total.refused}
     emit(data, as_json, lambda: " ".join(f"{k}={v}" for k, v in data.items()))
     if total.failed:
         raise click.exceptions.Exit(1)

@@ -30,7 +30,8 @@ from ie_plugins.ratelimit.limits import save_server_settings
 from tests.fixtures.daemon import DaemonProcess, wait_for_cli_socket
 
 MSG = b"From: a@example.com\r\nSubject: t\r\n\r\nbody\r\n"
-DAEMON_SERVICES = {"quarantine-cli-socket", "quarantine-sweep", "auto-release", "learn-spool"}
+DAEMON_SERVICES = {"quarantine-cli-socket", "quarantine-sweep", "auto-release", "learn-spool",
+                   "junk-retention"}
 PROBE_ENV = {"PYTHONPATH": str(Path(__file__).parents[1] / "fixtures" / "probe_plugin")}
 
 

@@ -1,9 +1,12 @@
-"""Incoming quarantine end to end: real Postfix -> ie-filterd -> Postfix -> Dovecot.
+"""Incoming quarantine and trainers end to end: real Postfix -> ie-filterd -> Postfix ->
+Dovecot (LMTP, Sieve, IMAPSieve).
 
-A GTUBE message to two recipients of different accounts: held for the one whose account
+Quarantine: a GTUBE message to two recipients of different accounts: held for the one whose account
 quarantines incoming mail, filed into Junk for the other (its account turned incoming
 quarantine off); listed in the first owner's digest, which itself arrives through Postfix
 in the owner's mailbox; released by the command, it lands in that recipient's INBOX only.
+Trainers: with ``incoming.trainers`` naming Bob, Alice's move into Junk teaches nothing
+(and is recorded with her name), Bob's does.
 """
 
 from __future__ import annotations
@@ -18,12 +21,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from ie_core import ManualClock
+from ie_core import App, ManualClock
+from ie_core.db.models import Event as EventRow
 from tests.fixtures.dovecot import Dovecot, require_dovecot
 from tests.fixtures.postfix_incoming import IncomingPostfix, require_postfix
 from tests.fixtures.sink import free_port
-from tests.integration.test_incoming_e2e import ALICE, BOB, CAROL, Stack, gtube, message
+from tests.integration.test_incoming_e2e import (
+    ALICE,
+    BOB,
+    CAROL,
+    Stack,
+    _move,
+    gtube,
+    message,
+)
 
 pytestmark = pytest.mark.mta
 
@@ -52,7 +65,8 @@ def qstack(run_daemon: Callable[..., Any], tmp_path: Path, clock: ManualClock,
             f'incoming_reinject = "{postfix.reinject}"\n'
             f'[incoming]\ndovecot_config = "{dovecot.config}"\n'
             f'dovecot_conf_d = "{dovecot.conf_d}"\nsieve_dir = "{dovecot.root}/sieve"\n'
-            f'learn_spool = "{dovecot.root}/spool"\nlearn_interval = 0.1\n')
+            f'learn_spool = "{dovecot.root}/spool"\nlearn_interval = 0.1\n'
+            f'trainers = "{BOB}, %ie-no-such-group"\n')
         run_daemon(config=config, db_url=db_url, **{
             "filter.incoming_listen": f"127.0.0.1:{filter_port}",
             "filter.incoming_reinject": postfix.reinject})
@@ -121,3 +135,29 @@ def test_held_for_one_recipient_delivered_to_the_other_digest_and_release(
     assert _held(stack) == []
     [released] = json.loads(stack.cli("emails", "history", "--json"))["items"]
     assert (released["action"], released["direction"]) == ("released", "incoming")
+
+
+def test_a_move_by_a_user_outside_the_trainers_is_not_learned(
+        qstack: Stack, make_app: Callable[..., App], db_url: str) -> None:
+    stack = qstack
+    stack.config_cmd("enable-incoming")
+    stack.send(message("alice thinks spam"), ALICE)
+    stack.send(message("bob thinks spam"), BOB)
+    stack.wait(ALICE, "INBOX", "alice thinks spam")
+    stack.wait(BOB, "INBOX", "bob thinks spam")
+    assert stack.classifier_counts() == (0, 0)
+    for user, subject in ((ALICE, "alice thinks spam"), (BOB, "bob thinks spam")):
+        imap = stack.dovecot.imap(user)
+        try:
+            _move(imap, "INBOX", subject, "Junk")
+        finally:
+            imap.logout()
+    deadline = time.monotonic() + 10
+    while stack.spool_files():  # both reports taken from the spool
+        assert time.monotonic() < deadline, stack.spool_files()
+        time.sleep(0.05)
+    stack.wait_counts((0, 1))  # Bob's report only
+    app = make_app(config=stack.config, db_url=db_url)
+    with app.db.session() as s:
+        refused = s.scalars(select(EventRow.payload).where(EventRow.kind == "learn_refused"))
+        assert list(refused) == [{"user": ALICE, "label": "spam"}]
