@@ -14,6 +14,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -37,15 +38,19 @@ from tests.integration.test_incoming_e2e import (
     gtube,
     message,
 )
+from tests.integration.test_quarantine_daemon import Cli
+from tests.integration.test_quarantine_isolation import public_dir, unix_users  # noqa: F401
 
 pytestmark = pytest.mark.mta
 
 
 @pytest.fixture
 def qstack(run_daemon: Callable[..., Any], tmp_path: Path, clock: ManualClock,
-           db_url: str) -> Iterator[Stack]:
+           db_url: str, public_dir: Path) -> Iterator[Stack]:  # noqa: F811
     """The incoming stack, with ie-cli's outgoing reinjection (the digests) also going to
-    Postfix's reinjection port, so a digest is delivered into the owner's mailbox."""
+    Postfix's reinjection port, so a digest is delivered into the owner's mailbox, and
+    the quarantine's socket in ``public_dir`` for owners' commands; the configuration is
+    readable by everybody (``public_dir/ie.toml``)."""
     clock.advance(seconds=(datetime.now(UTC) - clock.now()).total_seconds())
     require_dovecot()
     require_postfix()
@@ -58,18 +63,22 @@ def qstack(run_daemon: Callable[..., Any], tmp_path: Path, clock: ManualClock,
         dovecot.stop()
         raise
     try:
-        config = tmp_path / "ie.toml"
+        socket_path = public_dir / "run" / "cli.sock"
+        config = public_dir / "ie.toml"
         config.write_text(
             f'[ie]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{db_url}"\n'
             f'[filter]\nreinject = "{postfix.reinject}"\n'
             f'incoming_reinject = "{postfix.reinject}"\n'
+            f'[quarantine]\ncli_socket = "{socket_path}"\n'
             f'[incoming]\ndovecot_config = "{dovecot.config}"\n'
             f'dovecot_conf_d = "{dovecot.conf_d}"\nsieve_dir = "{dovecot.root}/sieve"\n'
             f'learn_spool = "{dovecot.root}/spool"\nlearn_interval = 0.1\n'
             f'trainers = "{BOB}, %ie-no-such-group"\n')
+        os.chmod(config, 0o644)
         run_daemon(config=config, db_url=db_url, **{
             "filter.incoming_listen": f"127.0.0.1:{filter_port}",
-            "filter.incoming_reinject": postfix.reinject})
+            "filter.incoming_reinject": postfix.reinject,
+            "quarantine.cli_socket": str(socket_path)})
         yield Stack(dovecot, postfix, config, tmp_path)
     finally:
         postfix.stop()
@@ -83,12 +92,16 @@ def _held(stack: Stack, *args: str) -> list[dict[str, Any]]:
 
 
 def test_held_for_one_recipient_delivered_to_the_other_digest_and_release(
-        qstack: Stack) -> None:
+        qstack: Stack, unix_users: list[tuple[str, int, int]]) -> None:  # noqa: F811
+    """The owner of example.test's account is a real Unix user: it lists and releases
+    its held mail with its own ie-cli, through the quarantine's socket."""
     stack = qstack
+    (acme, uid, gid), _ = unix_users
+    owner = Cli(stack.config, (uid, gid))
     stack.config_cmd("enable-incoming")
-    stack.cli("domains", "set", "example.test", "acme")
+    stack.cli("domains", "set", "example.test", acme)
     stack.cli("domains", "set", "other.test", "beta")
-    stack.cli("accounts", "edit", "-a", "acme", "--owner-email", ALICE)
+    stack.cli("accounts", "edit", "-a", acme, "--owner-email", ALICE)
     stack.cli("accounts", "edit", "-a", "beta", "--incoming-quarantine", "off")
     stack.cli("filter-settings", "--incoming-quarantine-threshold", "500")
     assert "incoming.quarantine_threshold" in stack.cli("filter-settings")
@@ -101,18 +114,19 @@ def test_held_for_one_recipient_delivered_to_the_other_digest_and_release(
     assert stack.dovecot.subjects(ALICE, "INBOX") == ["plain hello"]
     assert stack.dovecot.subjects(ALICE, "Junk") == []
 
-    [held] = _held(stack, "--direction", "incoming")
+    [held] = owner.json("emails", "list", "--direction", "incoming")["items"]
     assert (held["account_name"], held["direction"], held["recipients"], held["subject"]) == (
-        "acme", "incoming", [ALICE], "gtube for two")
+        acme, "incoming", [ALICE], "gtube for two")
+    assert [i["email_id"] for i in _held(stack)] == [held["email_id"]]
     assert held["score"] >= 500
     assert _held(stack, "--direction", "outgoing") == []
     assert "Direction\t      incoming" in stack.cli("emails", "list")
     [carol_copy] = stack.dovecot.messages(CAROL, "Junk")
     assert ALICE.encode() not in carol_copy.split(b"\r\n\r\n", 1)[0]
 
-    out = json.loads(stack.cli("notify", "send", "--account", "acme", "--json"))
+    out = json.loads(stack.cli("notify", "send", "--account", acme, "--json"))
     assert [(i["scope"], i["messages"], i["status"]) for i in out["items"]] == [
-        ("owner:acme", 1, "sent")]
+        (f"owner:{acme}", 1, "sent")]
     deadline = time.monotonic() + 10
     while not (digests := [m for m in stack.dovecot.messages(ALICE, "INBOX")
                            if b"X-IE-Notification: owner_digest" in m]):
@@ -128,13 +142,14 @@ def test_held_for_one_recipient_delivered_to_the_other_digest_and_release(
                      "Score:      1000", f"ie-cli emails release --ids {held['email_id']}"):
         assert expected in text, expected
 
-    stack.cli("emails", "release", "--ids", held["email_id"])
+    assert owner("emails", "release", "--ids", held["email_id"]).stdout == b"OK\n"
     stack.wait(ALICE, "INBOX", "gtube for two")
     assert stack.dovecot.subjects(ALICE, "Junk") == []
     assert sorted(stack.dovecot.subjects(CAROL, "Junk")) == ["gtube for two"]  # once
     assert _held(stack) == []
     [released] = json.loads(stack.cli("emails", "history", "--json"))["items"]
-    assert (released["action"], released["direction"]) == ("released", "incoming")
+    assert (released["action"], released["direction"], released["actor"]) == (
+        "released", "incoming", acme)
 
 
 def test_a_move_by_a_user_outside_the_trainers_is_not_learned(
