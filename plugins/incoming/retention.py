@@ -17,10 +17,9 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ie_core import App, InvalidInput
+from ie_core import App, ConfigError, InvalidInput
 from ie_core.account_options import AccountOption
 from ie_core.background import BackgroundService, periodic
-from ie_core.errors import ConfigError
 from ie_core.identity import valid_account
 from ie_core.runtime import RuntimeSetting, current
 from ie_plugins.incoming.dovecot import TOOL_TIMEOUT, checked_mailbox
