@@ -120,14 +120,6 @@ def ie_release(app: App, held_id: str, actor: str) -> bool | None:
     no held message has that id (deleted or released meanwhile)."""
 
 
-@hookspec(firstresult=True)
-def ie_release_link(app: App, account: str, held_id: str) -> str | None:
-    """A URL at which the owner of `account` can see and release held message `held_id`
-    (a web interface provides it: a login link of its own making); the owner digest
-    shows it next to the release command.  `None`: no such page (only the command is
-    shown)."""
-
-
 @hookspec
 def ie_classifiers(app: App) -> Sequence[Classifier]:
     """Offer classifier backends (`ie_core.classifier.Classifier`: `name`,

@@ -120,11 +120,6 @@ class Hooks:
         result: str | None = self.pm.hook.ie_owner_address(app=app, account=account)
         return result
 
-    def release_link(self, app: App, account: str, held_id: str) -> str | None:
-        result: str | None = self.pm.hook.ie_release_link(app=app, account=account,
-                                                          held_id=held_id)
-        return result
-
     def is_whitelisted(self, app: App, kind: str, address: str) -> bool:
         return bool(self.pm.hook.ie_is_whitelisted(app=app, kind=kind, address=address))
 

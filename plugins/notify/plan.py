@@ -149,13 +149,6 @@ def _held(s: Session, app: App, templates: Templates, ev: Event, account: str,
                          context={"message": _view(item)})
 
 
-def _owner_view(app: App, item: HeldItem) -> dict[str, Any]:
-    """A held message in its owner's digest: with the web interface's release link when
-    a plugin offers one (``ie_release_link``)."""
-    link = app.hooks.release_link(app, item.account, item.held_id)
-    return _view(item, link)
-
-
 def _owner_action(s: Session, app: App, templates: Templates, ev: Event, account: str,
                   actor: str, item: HeldItem | None) -> None:
     to = owner_address(app, account)
@@ -170,11 +163,10 @@ def _owner_action(s: Session, app: App, templates: Templates, ev: Event, account
                               "date": compose.show_time(ev.created_at)})
 
 
-def _view(item: HeldItem, release_link: str | None = None) -> dict[str, Any]:
+def _view(item: HeldItem) -> dict[str, Any]:
     return compose.held_view(item.held_id, item.account, item.held_at, item.sender,
                              item.recipients, item.subject, item.reasons, item.size,
-                             direction=item.direction, score=item.score,
-                             release_link=release_link)
+                             direction=item.direction, score=item.score)
 
 
 def _limit_view(p: dict[str, Any], account: str) -> dict[str, Any]:
@@ -279,8 +271,7 @@ def _owner_digest(app: App, templates: Templates, req: DigestRequest,
         key = f"digest:owner:{account}:{state.sequence}"
         add_notification(s, app, templates, key=key, kind="owner_digest", recipient=to,
                          account=account,
-                         context={"account": account,
-                                  "messages": [_owner_view(app, i) for i in items],
+                         context={"account": account, "messages": [_view(i) for i in items],
                                   "all_time": req.all_time, "period": period})
         return PlannedDigest(f"owner:{account}", to, key, len(items))
 

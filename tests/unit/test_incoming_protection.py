@@ -1,5 +1,5 @@
 """Incoming quarantine (per-recipient holds, owner commands, release to the incoming
-side, the digest's release link), trainers and Junk retention settings, on SQLite and
+side, the owner digest), trainers and Junk retention settings, on SQLite and
 PostgreSQL."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from ie_cli.main import ie_cli
-from ie_core import Action, App, Direction, Finding, MessageContext, Verdict, hookimpl
+from ie_core import Action, App, Direction, Finding, MessageContext, Verdict
 from ie_core.db.models import Account
 from ie_core.processor import analyse
 from ie_plugins.incoming import trainers
+from ie_plugins.notify import compose
 from ie_plugins.notify.models import Notification
 from ie_plugins.notify.plan import DigestRequest, plan_digests
 from ie_plugins.notify.service import Notifier
@@ -107,32 +108,52 @@ def test_each_recipient_is_held_for_its_own_account_unless_whitelisted_or_off(
     assert _analyse(app, rcpts).held_groups() == []
 
 
-class LinkPlugin:
-    @hookimpl
-    def ie_release_link(self, app: App, account: str, held_id: str) -> str:
-        return f"https://panel.example/q/{account}/{held_id}?token=t"
-
-
-def test_the_owner_digest_lists_incoming_holds_with_score_and_the_web_link(make_app, db_url):
-    app = make_app(db_url=db_url, plugins=[("link", LinkPlugin())])
-    with app.db.session() as s:
-        s.add(Account(name="acme", owner_email="owner@acme.test", created_at=app.clock.now()))
-    held = incoming_hold(app, "acme", ["a@acme.test"])
+def _digest(app: App, account: str) -> EmailMessage:
     notifier = Notifier(app)
     notifier.catch_up()
-    [planned] = plan_digests(app, notifier.templates, DigestRequest(account="acme"))
+    [planned] = plan_digests(app, notifier.templates, DigestRequest(account=account))
     assert planned.count == 1
     with app.db.session() as s:
         row = s.scalars(select(Notification).where(Notification.kind == "owner_digest")).one()
     msg = email.message_from_bytes(row.message, policy=policy.default)
     assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def test_the_owner_digest_lists_incoming_holds_with_score_and_id(make_app, db_url):
+    app = make_app(db_url=db_url)
+    with app.db.session() as s:
+        s.add(Account(name="acme", owner_email="owner@acme.test", created_at=app.clock.now()))
+    held = incoming_hold(app, "acme", ["a@acme.test"])
+    msg = _digest(app, "acme")
     assert msg["Subject"].startswith("1 incoming message held as spam on")
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    for expected in ("cheap", "x@outside.test", "Score:      812.5", f"Id:         {held}",
-                     f"https://panel.example/q/acme/{held}?token=t"):
+    for expected in ("cheap", "x@outside.test", "a@acme.test", "Score:      812.5",
+                     f"Id:         {held}", f"ie-cli emails release --ids {held}"):
         assert expected in text, expected
+    assert "sent from your account" not in text  # no outgoing section
     html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
-    assert f'href="https://panel.example/q/acme/{held}?token=t"' in html
+    assert f"<td>{held}</td>" in html and "<td>812.5</td>" in html
+
+
+def test_the_digest_offers_the_web_page_when_given_a_login_link(make_app):
+    """The web plugin's login link (``login_link`` in the context) is shown in both
+    sections."""
+    app = make_app()
+    templates = Notifier(app).templates
+    messages = [compose.held_view(f"id-{d}", "acme", app.clock.now(), "x@outside.test",
+                                  ["a@acme.test"], "s", ["spam"], 10, direction=d, score=9.0)
+                for d in ("outgoing", "incoming")]
+    context = {"hostname": "h", "now": "n", "admin_address": "a@h", "account": "acme",
+               "messages": messages, "all_time": False, "period": "daily"}
+    link = "https://panel.example/login/link?token=T"
+    with_link = templates.render("owner_digest", "txt", {**context, "login_link": link})
+    assert with_link.count(link) == 2
+    assert link not in templates.render("owner_digest", "txt", context)
+    html = templates.render("owner_digest", "html", {**context, "login_link": link})
+    assert html.count(f'href="{link}"') == 2
+    subject = templates.render("owner_digest", "subject", context)
+    assert subject.startswith("1 of your outgoing messages is held, 1 incoming message")
 
 
 def test_trainers_by_name_and_unix_group(make_app):
