@@ -110,7 +110,9 @@ class Doveadm:
             raise ConfigError(f"doveadm {args[0]}: no answer after {TOOL_TIMEOUT:g} "
                               "seconds") from None
         if proc.returncode != 0:
-            why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+            # the first line says why (a panic's backtrace follows it)
+            why = next((line.strip() for line in proc.stderr.splitlines() if line.strip()),
+                       f"exit {proc.returncode}")
             raise ConfigError(f"doveadm {args[0]} failed: {why[:300]}")
         return proc.stdout
 

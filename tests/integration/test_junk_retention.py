@@ -108,3 +108,17 @@ def test_saved_date_counts_by_default_and_zero_keeps(make_app: Callable[..., Any
     app.settings.set("incoming.junk_retention:root", 0)
     assert retention.expunge_junk(app).users == []
     assert dovecot.subjects(ALICE, "Junk") == ["received long ago"]
+
+
+def test_a_dovecot_that_is_not_running_is_one_line(make_app, tmp_path: Path) -> None:
+    require_dovecot()
+    conf = tmp_path / "dovecot.conf"  # userdb through an auth socket nobody serves
+    conf.write_text(f"base_dir = {tmp_path}/run\nuserdb {{\n  driver = passwd\n}}\n")
+    config = tmp_path / "ie.toml"
+    config.write_text(f'[ie]\ndata_dir = "{tmp_path / "data"}"\n'
+                      f'[incoming]\ndovecot_config = "{conf}"\n')
+    make_app(config=config)
+    code, out = cli(config, "incoming", "expunge-junk", "--dry-run")
+    assert code == 1
+    [line] = [x for x in out.splitlines() if x.startswith("ie-cli: error:")]
+    assert "doveadm user failed:" in line and "backtrace" not in line.lower()
