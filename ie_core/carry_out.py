@@ -18,7 +18,7 @@ import time
 
 from ie_core import metrics, processor, replies
 from ie_core.app import App
-from ie_core.message import MessageContext
+from ie_core.message import MessageContext, SenderIdentity
 from ie_core.replies import Reply
 from ie_core.smtp import delivery
 from ie_core.smtp.reinject import Reinjector
@@ -90,9 +90,11 @@ def _deliver_and_hold(app: App, ctx: MessageContext, verdict: Verdict,
     held_ids = []
     try:
         for group in ctx.held_groups():
+            # the copy is the held-for account's; nothing of the sender's identity (its
+            # script headers came from outside) is recorded with it
             copy = dataclasses.replace(
                 ctx, rcpt_tos=list(group.rcpt_tos), groups=[],
-                identity=dataclasses.replace(ctx.identity, account=group.hold_for or "root"))
+                identity=SenderIdentity(account=group.hold_for or "root"))
             held_ids.append(processor.hold(app, copy, verdict))
     except Exception as err:
         log.error("event=hold_failed msgid=%s delivered=%s held=%s error=%s: %s", ctx.id,

@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from ie_cli.main import ie_cli
-from ie_core import Action, App, Direction, Finding, MessageContext, Verdict
+from ie_core import Action, App, Direction, Finding, MessageContext, Verdict, carry_out
 from ie_core.db.models import Account
 from ie_core.processor import analyse
+from ie_core.smtp.reinject import Reinjector
 from ie_plugins.incoming import trainers
 from ie_plugins.notify import compose
 from ie_plugins.notify.models import Notification
@@ -77,7 +78,8 @@ def test_a_bad_direction_is_one_line(tmp_path):
 
 
 def _analyse(app: App, rcpts: list[str]) -> MessageContext:
-    raw = (f"From: x@outside.test\r\nSubject: g\r\n\r\n{GTUBE}\r\n").encode()
+    raw = (f"From: x@outside.test\r\nSubject: g\r\nX-PHP-Script: evil.test/x.php\r\n"
+           f"\r\n{GTUBE}\r\n").encode()
     ctx = MessageContext(direction=Direction.INCOMING, raw=raw, mail_from="x@outside.test",
                          rcpt_tos=rcpts, received_at=app.clock.now())
     analyse(app, ctx)
@@ -85,10 +87,11 @@ def _analyse(app: App, rcpts: list[str]) -> MessageContext:
 
 
 def test_each_recipient_is_held_for_its_own_account_unless_whitelisted_or_off(
-        make_app, db_url, tmp_path):
+        make_app, db_url, tmp_path, sink):
     config = tmp_path / "ie.toml"
     config.write_text(f'[ie]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{db_url}"\n')
-    app = make_app(config=config, db_url=db_url)
+    app = make_app(config=config, db_url=db_url,
+                   **{"filter.incoming_reinject": f"127.0.0.1:{sink.port}"})
     for args in (("domains", "set", "acme.test", "acme"), ("domains", "set", "beta.test", "beta"),
                  ("domains", "set", "gamma.test", "gamma"),
                  ("accounts", "edit", "-a", "gamma", "--incoming-quarantine", "off"),
@@ -104,6 +107,24 @@ def test_each_recipient_is_held_for_its_own_account_unless_whitelisted_or_off(
         ("acme", ["a@acme.test"]), ("beta", ["b@beta.test", "b2@beta.test"])]
     delivered = {r for g in ctx.delivery_groups() for r in g.rcpt_tos}
     assert delivered == {"w@acme.test", "g@gamma.test"}
+
+    # carried out: gamma's and the whitelisted copy go downstream, one hold per account
+    reinjector = Reinjector.from_config(app, "filter.incoming_reinject")
+    try:
+        reply = carry_out.process(app, ctx, reinjector)
+        assert reply.ok, reply
+        assert sorted(r for m in sink.wait_for(2) for r in m.rcpt_tos) == [
+            "g@gamma.test", "w@acme.test"]
+    finally:
+        reinjector.close()
+    service = QuarantineService(app)
+    try:
+        items = service.emails_list(Caller.root(), direction="incoming")["items"]
+    finally:
+        service.close()
+    assert sorted((i["account_name"], tuple(i["recipients"]), i["script_header"]["raw"])
+                  for i in items) == [("acme", ("a@acme.test",), ""),
+                                      ("beta", ("b@beta.test", "b2@beta.test"), "")]
     app.settings.set("incoming.quarantine_threshold", 2000.0)  # GTUBE scores 1000
     assert _analyse(app, rcpts).held_groups() == []
 
