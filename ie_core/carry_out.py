@@ -12,12 +12,13 @@ message for every recipient or the quarantine holds it durably; a hold that fail
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
 from ie_core import metrics, processor, replies
 from ie_core.app import App
-from ie_core.message import MessageContext
+from ie_core.message import MessageContext, SenderIdentity
 from ie_core.replies import Reply
 from ie_core.smtp import delivery
 from ie_core.smtp.reinject import Reinjector
@@ -48,6 +49,8 @@ def carry_out(app: App, ctx: MessageContext, verdict: Verdict,
               reinjector: Reinjector) -> tuple[Reply, Outcome]:
     """Do what ``verdict`` says with the message: the reply for the MTA, and what was done."""
     action = verdict.action
+    if action in (Action.DELIVER, Action.JUNK) and ctx.held_groups():
+        return _deliver_and_hold(app, ctx, verdict, reinjector)
     if action in (Action.DELIVER, Action.JUNK):
         reply = _deliver(reinjector, ctx, processor.delivery_bytes(ctx, verdict))
         if reply.ok:
@@ -66,6 +69,40 @@ def carry_out(app: App, ctx: MessageContext, verdict: Verdict,
     if action is Action.REJECT:
         return verdict.smtp_reply or replies.REJECT, Outcome(Result.REJECTED)
     return verdict.smtp_reply or replies.TEMPFAIL, Outcome(Result.TEMPFAILED)
+
+
+def _deliver_and_hold(app: App, ctx: MessageContext, verdict: Verdict,
+                      reinjector: Reinjector) -> tuple[Reply, Outcome]:
+    """Deliver the groups to deliver, then hold each group a stage set aside for an
+    account's quarantine (:attr:`~ie_core.message.DeliveryGroup.hold_for`, the incoming
+    quarantine), each copy charged to its own account and naming its own recipients.
+
+    Delivery goes first: when it fails nothing is held and the MTA gets the downstream's
+    reply.  A hold that fails after the others were delivered is a ``451``: the MTA's retry
+    gives the delivered recipients a second copy (never a loss).
+    """
+    delivered = bool(ctx.delivery_groups())
+    if delivered:
+        reply = _deliver(reinjector, ctx, processor.delivery_bytes(ctx, verdict))
+        if not reply.ok:
+            return reply, Outcome(Result.REJECTED_DOWNSTREAM if reply.permanent
+                                  else Result.TEMPFAILED_DOWNSTREAM)
+    held_ids = []
+    try:
+        for group in ctx.held_groups():
+            # the copy is the held-for account's; nothing of the sender's identity (its
+            # script headers came from outside) is recorded with it
+            copy = dataclasses.replace(
+                ctx, rcpt_tos=list(group.rcpt_tos), groups=[],
+                identity=SenderIdentity(account=group.hold_for or "root"))
+            held_ids.append(processor.hold(app, copy, verdict))
+    except Exception as err:
+        log.error("event=hold_failed msgid=%s delivered=%s held=%s error=%s: %s", ctx.id,
+                  delivered, ",".join(held_ids) or "-", type(err).__name__, err)
+        return replies.HOLD_FAILED, Outcome(Result.TEMPFAILED)
+    if delivered:
+        return reply, Outcome(Result.DELIVERED)
+    return replies.held(",".join(held_ids)), Outcome.held(held_ids[0])
 
 
 def _deliver(reinjector: Reinjector, ctx: MessageContext, data: bytes) -> Reply:

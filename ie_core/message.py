@@ -47,6 +47,9 @@ class DeliveryGroup:
 
     rcpt_tos: list[str]
     headers: list[tuple[str, str]] = field(default_factory=list)
+    hold_for: str | None = None
+    """Set by a stage that holds this group's copy instead of delivering it (the incoming
+    quarantine): the account whose quarantine holds it, charged to that account."""
 
 
 @dataclass
@@ -164,14 +167,24 @@ class MessageContext:
     def delivery_groups(self) -> list[DeliveryGroup]:
         """The copies to deliver: :attr:`groups`, each recipient in exactly one of them (a
         recipient no group names gets a plain copy; one named twice, its first group),
-        groups without recipients dropped.  One plain group when nobody split them."""
+        groups without recipients dropped.  One plain group when nobody split them.
+        Groups to hold (:attr:`DeliveryGroup.hold_for`) are left out: see
+        :meth:`held_groups`."""
+        return [g for g in self._split() if g.hold_for is None]
+
+    def held_groups(self) -> list[DeliveryGroup]:
+        """The groups whose copy is held instead of delivered (same rules as
+        :meth:`delivery_groups`: each recipient in one group only)."""
+        return [g for g in self._split() if g.hold_for is not None]
+
+    def _split(self) -> list[DeliveryGroup]:
         seen: set[str] = set()
         groups = []
         for group in self.groups:
             rcpts = [r for r in group.rcpt_tos if r in self.rcpt_tos and r not in seen]
             seen.update(rcpts)
             if rcpts:
-                groups.append(DeliveryGroup(rcpts, list(group.headers)))
+                groups.append(DeliveryGroup(rcpts, list(group.headers), group.hold_for))
         rest = [r for r in self.rcpt_tos if r not in seen]
         if rest:
             groups.append(DeliveryGroup(rest))

@@ -26,7 +26,17 @@ from ie_core import (
 from ie_core.account_options import AccountOption
 from ie_core.background import BackgroundService
 from ie_core.runtime import RuntimeSetting
-from ie_plugins.incoming import bands, cli, dovecot, greylist, policy, spool, stats
+from ie_plugins.incoming import (
+    bands,
+    cli,
+    dovecot,
+    greylist,
+    hold,
+    policy,
+    retention,
+    spool,
+    stats,
+)
 
 
 @hookimpl
@@ -66,18 +76,29 @@ def ie_config_keys() -> Sequence[ConfigKey]:
         ConfigKey("incoming", "greylist_pass_ttl", int, 3110400,
                   "Seconds a triplet that passed greylisting stays passed after it was "
                   "last seen."),
+        ConfigKey("incoming", "junk_retention_by", str, "saved",
+                  "Junk retention counts a message's age from when it was saved into Junk "
+                  "(saved: doveadm's savedbefore) or from its IMAP internal date "
+                  "(received: before)."),
+        ConfigKey("incoming", "junk_retention_interval", float, 86400.0,
+                  "Seconds between two Junk retention runs by ie-filterd."),
+        ConfigKey("incoming", "trainers", str, "",
+                  "Who may train the classifier by moving mail into or out of Junk: "
+                  "IMAP user names and %unixgroup entries, separated by commas or spaces "
+                  "(empty: every user)."),
     ]
 
 
 @hookimpl
 def ie_runtime_settings() -> Sequence[RuntimeSetting]:
-    return [policy.ENABLED, policy.SUBJECT_PREFIX, *bands.SETTINGS]
+    return [policy.ENABLED, policy.SUBJECT_PREFIX, *bands.SETTINGS, hold.THRESHOLD,
+            retention.DAYS]
 
 
 @hookimpl
 def ie_stages(app: App) -> Sequence[Stage]:
     dovecot.check_settings(app)  # an unsafe folder name stops ie-filterd at start
-    return [*policy.make_stages(app), bands.make_stage(app)]
+    return [*policy.make_stages(app), bands.make_stage(app), hold.make_stage(app)]
 
 
 @hookimpl
@@ -103,7 +124,7 @@ def ie_status(app: App) -> Sequence[StatusItem]:
 
 @hookimpl
 def ie_account_options() -> Sequence[AccountOption]:
-    return [policy.ACCOUNT_SWITCH]
+    return [policy.ACCOUNT_SWITCH, hold.ACCOUNT_SWITCH, retention.ACCOUNT_OPTION]
 
 
 @hookimpl
@@ -118,7 +139,8 @@ def ie_config_commands() -> Sequence[click.Command]:
 
 @hookimpl
 def ie_background(app: App) -> Sequence[BackgroundService]:
-    return [spool.drainer(app), greylist.pruner(app, greylist.Greylist.from_app(app))]
+    return [spool.drainer(app), greylist.pruner(app, greylist.Greylist.from_app(app)),
+            retention.service(app)]
 
 
 @hookimpl

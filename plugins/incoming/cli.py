@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import click
 
+from ie_core import InvalidInput
 from ie_core.commands import emit, get_app, require_root
-from ie_plugins.incoming import dovecot, spool, stats
+from ie_core.identity import valid_account
+from ie_plugins.incoming import dovecot, retention, spool, stats
 from ie_plugins.incoming.policy import ENABLED
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="print JSON")
@@ -84,7 +86,7 @@ def stats_incoming(account: str | None, days: int, as_json: bool) -> None:
 
 
 # -- ie-cli incoming learn-spool ------------------------------------------------------
-@click.group("incoming", help="Incoming filtering: learning from Junk moves.")
+@click.group("incoming", help="Incoming filtering: learning from Junk moves, Junk retention.")
 def incoming_group() -> None:
     pass
 
@@ -102,11 +104,37 @@ def learn_spool(as_json: bool) -> None:
         total.learned += done.learned
         total.failed += done.failed
         total.skipped += done.skipped
-        if done.failed or not (done.learned or done.skipped):
+        total.refused += done.refused
+        if done.failed or not (done.learned or done.skipped or done.refused):
             break
-    data = {"learned": total.learned, "failed": total.failed, "skipped": total.skipped}
+    data = {"learned": total.learned, "failed": total.failed, "skipped": total.skipped,
+            "refused": total.refused}
     emit(data, as_json, lambda: " ".join(f"{k}={v}" for k, v in data.items()))
     if total.failed:
+        raise click.exceptions.Exit(1)
+
+
+@incoming_group.command("expunge-junk")
+@click.option("--dry-run", is_flag=True, help="only count what would be expunged")
+@click.option("-a", "--account", help="only this account's mailboxes")
+@_JSON
+def expunge_junk(dry_run: bool, account: str | None, as_json: bool) -> None:
+    """Expunge from every Junk folder what is older than its account's retention
+    (incoming.junk_retention_days; accounts edit --junk-retention)."""
+    require_root()
+    app = get_app()
+    if account is not None and not valid_account(account):
+        raise InvalidInput(f"invalid account name: {account[:80]!r}")
+    report = retention.expunge_junk(app, dry_run=dry_run, account=account)
+    data = {"dry_run": dry_run, "expunged": report.expunged,
+            "items": [{"user": u.user, "account": u.account, "days": u.days,
+                       "messages": u.expunged, "error": u.error} for u in report.users]}
+    verb = "would expunge" if dry_run else "expunged"
+    emit(data, as_json, lambda: "\n".join(
+        [f"{i['user']} account={i['account']} days={i['days']} {verb}={i['messages']}"
+         + (f" error={i['error']}" if i["error"] else "") for i in data["items"]]
+        + [f"{verb} {report.expunged} message(s)"]))
+    if report.failed:
         raise click.exceptions.Exit(1)
 
 

@@ -1,8 +1,10 @@
 """The learn spool: reports from the IMAPSieve pipe, drained by ie-filterd.
 
 The ``ie-learn`` wrapper (run by Dovecot as the mail user) writes each reported message
-to ``SPOOL/tmp`` and renames it into ``SPOOL/new`` as ``spam.<time>.<pid>.<random>`` or
-``ham.…``.  The daemon (root) claims a file by renaming it into ``SPOOL/cur`` (so several
+to ``SPOOL/tmp`` and renames it into ``SPOOL/new`` as
+``spam.<time>.<pid>.<random>.<user in hex>`` or ``ham.…`` (the IMAP user Dovecot named;
+with ``incoming.trainers`` set, reports of other users are dropped, see
+:mod:`.trainers`).  The daemon (root) claims a file by renaming it into ``SPOOL/cur`` (so several
 workers never learn one report twice), trains the classifiers through the ``ie_learn``
 hook and deletes it.  A report whose training fails goes back to ``new`` and is retried
 on the next round.  File names come from the wrapper, never from message content.
@@ -21,6 +23,8 @@ from pathlib import Path
 
 from ie_core import App
 from ie_core.background import BackgroundService
+from ie_core.events import emit
+from ie_plugins.incoming import trainers
 
 log = logging.getLogger("ie.incoming")
 LABELS = {"spam": True, "ham": False}
@@ -40,6 +44,7 @@ class DrainResult:
     learned: int = 0
     failed: int = 0
     skipped: int = 0
+    refused: int = 0  # reports of users who are not trainers
 
 
 def _label(name: str) -> bool | None:
@@ -122,6 +127,12 @@ def drain(app: App, spool: Path, max_bytes: int, limit: int = 200) -> DrainResul
             _remove(claimed)
             result.skipped += 1
             continue
+        user = trainers.report_user(name)
+        if not trainers.may_train(app, user):
+            _refuse(app, user, spam)
+            claimed.unlink(missing_ok=True)
+            result.refused += 1
+            continue
         try:
             app.hooks.learn(app, raw, spam)
         except Exception as err:
@@ -131,9 +142,21 @@ def drain(app: App, spool: Path, max_bytes: int, limit: int = 200) -> DrainResul
             break  # the classifier is probably down; retry next round
         claimed.unlink(missing_ok=True)
         result.learned += 1
-        log.info("event=learned label=%s size=%d source=imapsieve",
-                 "spam" if spam else "ham", len(raw))
+        log.info("event=learned label=%s size=%d source=imapsieve user=%s",
+                 "spam" if spam else "ham", len(raw), _shown(user or "-"))
     return result
+
+
+LEARN_REFUSED = "learn_refused"
+"""Outbox event: a report from a user outside ``incoming.trainers`` was dropped."""
+
+
+def _refuse(app: App, user: str | None, spam: bool) -> None:
+    label = "spam" if spam else "ham"
+    shown = _shown(user or "-")
+    log.warning("event=learn_refused user=%s label=%s reason=not_a_trainer", shown, label)
+    with app.db.session() as s:
+        emit(s, app.clock, LEARN_REFUSED, None, {"user": shown, "label": label})
 
 
 def drainer(app: App) -> BackgroundService:

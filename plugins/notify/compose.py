@@ -54,10 +54,13 @@ def show_time(when: datetime) -> str:
 
 def held_view(held_id: str, account: str, held_at: datetime | None, sender: str,
               recipients: Iterable[str], subject: str, reasons: Iterable[str],
-              size: int) -> dict[str, Any]:
+              size: int, *, direction: str = "outgoing",
+              score: float = 0.0) -> dict[str, Any]:
     """What templates get for one held message, including the commands to act on it."""
     safe_id = clean(held_id, 64)
     return {
+        "direction": "incoming" if direction == "incoming" else "outgoing",
+        "score": round(float(score or 0.0), 2),
         "id": safe_id,
         "account": clean(account, 64),
         "date": show_time(held_at) if held_at else "",

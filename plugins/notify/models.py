@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, Float, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ie_core.db import Base
@@ -57,6 +57,9 @@ class HeldItem(Base):
     subject: Mapped[str] = mapped_column(String(2048))
     reasons: Mapped[list[str]]
     size: Mapped[int] = mapped_column(BigInteger, default=0)
+    direction: Mapped[str] = mapped_column(String(16), default="outgoing",
+                                           server_default="outgoing")
+    score: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     state: Mapped[str] = mapped_column(String(16), default="held")
     owner_digest: Mapped[int | None] = mapped_column(Integer)
     admin_digest: Mapped[int | None] = mapped_column(Integer)

@@ -131,13 +131,16 @@ def _held(s: Session, app: App, templates: Templates, ev: Event, account: str,
     held_id = compose.clean(p.get("id"), 64)
     if not held_id or s.get(HeldItem, held_id) is not None:
         return
-    size = p.get("size")
+    size, score = p.get("size"), p.get("score")
     item = HeldItem(held_id=held_id, account=account, held_at=ev.created_at,
                     sender=compose.clean(p.get("sender"), 1024),
                     recipients=compose.clean_list(p.get("recipients")),
                     subject=compose.clean(p.get("subject"), 2048),
                     reasons=compose.clean_list(p.get("reasons")),
-                    size=size if isinstance(size, int) else 0, state="held",
+                    size=size if isinstance(size, int) else 0,
+                    direction="incoming" if p.get("direction") == "incoming" else "outgoing",
+                    score=float(score) if isinstance(score, int | float) else 0.0,
+                    state="held",
                     admin_digest=None if mode == "summary" else 0)
     s.add(item)
     if mode == "each":
@@ -162,7 +165,8 @@ def _owner_action(s: Session, app: App, templates: Templates, ev: Event, account
 
 def _view(item: HeldItem) -> dict[str, Any]:
     return compose.held_view(item.held_id, item.account, item.held_at, item.sender,
-                             item.recipients, item.subject, item.reasons, item.size)
+                             item.recipients, item.subject, item.reasons, item.size,
+                             direction=item.direction, score=item.score)
 
 
 def _limit_view(p: dict[str, Any], account: str) -> dict[str, Any]:

@@ -25,12 +25,12 @@ from ie_core import (
     hookimpl,
 )
 from ie_core.background import BackgroundService, periodic
-from ie_core.smtp.reinject import Reinjector
 
 from . import actions, cli
 from .hold import blob_store, hold
 from .metrics import HeldByAccount
 from .models import BLOCK, HeldMessage, QuarantineAccount
+from .reinjectors import Reinjectors
 from .service import QuarantineService
 from .socket_api import CliSocketServer
 
@@ -79,14 +79,14 @@ def ie_hold(app: App, ctx: MessageContext, verdict: Verdict) -> str | None:
 def ie_release(app: App, held_id: str, actor: str) -> bool | None:
     """``False`` when the message stays held; :class:`~ie_core.NotFound` (raised) when no
     held message has that id, so a caller such as auto-release stops retrying it."""
-    reinjector = Reinjector.from_config(app)
+    reinjectors = Reinjectors(app)
     try:
-        actions.release(app, reinjector, held_id, actor)
+        actions.release(app, reinjectors, held_id, actor)
     except actions.ReleaseRefused as err:
         log.warning("event=release_failed id=%s actor=%s reason=%s", held_id, actor, err)
         return False
     finally:
-        reinjector.close()
+        reinjectors.close()
     return True
 
 

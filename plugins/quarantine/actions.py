@@ -16,12 +16,21 @@ from sqlalchemy import CursorResult, or_, select, update
 
 from ie_core import App, NotFound, rawheaders
 from ie_core.events import emit
-from ie_core.smtp.reinject import Reinjector
 
 from . import event_kinds
 from .hold import blob_store
 from .limits import lock_account, releases_in_last_hour
-from .models import DELETED, HELD, RELEASED, RELEASING, HeldMessage, log_entry
+from .models import (
+    DELETED,
+    HELD,
+    INCOMING,
+    OUTGOING,
+    RELEASED,
+    RELEASING,
+    HeldMessage,
+    log_entry,
+)
+from .reinjectors import Reinjectors
 
 log = logging.getLogger("ie.quarantine")
 
@@ -42,18 +51,28 @@ class ReleaseLimit:
     per_hour: int
 
 
-def release_header(raw: bytes, actor: str, at: str, held_id: str) -> bytes:
-    """The original bytes, less any ``X-IE-*`` header the sender wrote (as normal
-    delivery removes them), with one header on top recording the release."""
+def _forged_incoming(name: str) -> bool:
+    return rawheaders.is_ours(name) or name.startswith("x-spam")
+
+
+def release_header(raw: bytes, actor: str, at: str, held_id: str,
+                   direction: str = OUTGOING) -> bytes:
+    """The original bytes, less any ``X-IE-*`` header the sender wrote (and, for incoming
+    mail, any ``X-Spam*``: a forged ``X-Spam: Yes`` would file the released copy into
+    Junk), as normal delivery removes them, with one header on top recording the
+    release."""
     safe_actor = "".join(c for c in actor if c.isalnum() or c in "._-@")[:64] or "-"
-    clean = rawheaders.remove(raw, rawheaders.is_ours)
+    forged = _forged_incoming if direction == INCOMING else rawheaders.is_ours
+    clean = rawheaders.remove(raw, forged)
     return rawheaders.prepend(clean, [(RELEASE_HEADER,
                                        f"by={safe_actor} at={at} id={held_id}")])
 
 
-def release(app: App, reinjector: Reinjector, held_id: str, actor: str,
+def release(app: App, reinjectors: Reinjectors, held_id: str, actor: str,
             limit: ReleaseLimit | None = None, account: str | None = None) -> None:
-    """Send one held message to all its recipients, or leave it held.
+    """Send one held message to all its recipients, or leave it held: an outgoing hold
+    through the outgoing reinjection, an incoming one (whose recipients are those of one
+    account) through the incoming reinjection, to Dovecot.
 
     The row is claimed first (``held`` -> ``releasing`` in one UPDATE), so two concurrent
     releases send it once.  Raises :class:`ReleaseRefused` when it stays held, and
@@ -68,10 +87,11 @@ def release(app: App, reinjector: Reinjector, held_id: str, actor: str,
         _unclaim(app, held_id)
         raise ReleaseRefused(f"message file unreadable: {err.strerror or err}") from None
     now = app.clock.now()
-    data = release_header(raw, actor, now.isoformat(timespec="seconds"), held_id)
+    data = release_header(raw, actor, now.isoformat(timespec="seconds"), held_id,
+                          row.direction)
     sent = False
     try:
-        result = reinjector.send(row.mail_from, row.rcpt_tos, data)
+        result = reinjectors.for_direction(row.direction).send(row.mail_from, row.rcpt_tos, data)
         sent = result.ok
     finally:
         if not sent:
@@ -89,8 +109,8 @@ def release(app: App, reinjector: Reinjector, held_id: str, actor: str,
             s.delete(done)
     store.delete([held_id])
     app.publisher.wake()
-    log.info("event=released id=%s account=%s actor=%s rcpts=%d", held_id, row.account,
-             actor, len(row.rcpt_tos))
+    log.info("event=released id=%s direction=%s account=%s actor=%s rcpts=%d", held_id,
+             row.direction, row.account, actor, len(row.rcpt_tos))
     if "spam" in row.reasons:  # the classifier was wrong: teach it; other holds say nothing
         try:
             app.hooks.learn(app, raw, spam=False)

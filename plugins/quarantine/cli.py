@@ -70,12 +70,15 @@ def emails() -> None:
 @click.option("--offset", default="0", show_default=True, help="how many to skip")
 @click.option("--reason", help="only mail held for this reason (spam, winexec, ...)")
 @click.option("--sender", help="only mail whose envelope sender contains this")
+@click.option("--direction", type=click.Choice(["outgoing", "incoming"]),
+              help="only mail held on its way out (outgoing) or in (incoming)")
 @_JSON
 def emails_list(account: str | None, since: str | None, limit: str, offset: str,
-                reason: str | None, sender: str | None, as_json: bool) -> None:
+                reason: str | None, sender: str | None, direction: str | None,
+                as_json: bool) -> None:
     """List held messages, newest first (the last 30 days unless --since says)."""
     data = call("emails.list", account=account, since=since, limit=limit, offset=offset,
-                reason=reason, sender=sender)
+                reason=reason, sender=sender, direction=direction)
     emit(data, as_json, lambda: layouts.emails_list(data))
 
 

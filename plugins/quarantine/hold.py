@@ -38,9 +38,9 @@ def hold(app: App, ctx: MessageContext, verdict: Verdict) -> str:
         raise
     store.delete(evicted)
     app.publisher.wake()
-    log.info("event=held id=%s msgid=%s account=%s size=%d reasons=%s evicted=%d", held_id,
-             ctx.id, ctx.identity.account, ctx.size, ",".join(verdict.reasons) or "-",
-             len(evicted))
+    log.info("event=held id=%s msgid=%s direction=%s account=%s size=%d reasons=%s "
+             "evicted=%d", held_id, ctx.id, ctx.direction.value, ctx.identity.account,
+             ctx.size, ",".join(verdict.reasons) or "-", len(evicted))
     return held_id
 
 
@@ -73,7 +73,8 @@ def _commit(app: App, ctx: MessageContext, verdict: Verdict, held_id: str,
             emit(s, app.clock, event_kinds.EVICTED, account, {"id": row.id, "account": account})
             s.delete(row)
         s.add(HeldMessage(
-            id=held_id, account=account, state=HELD, received_at=ctx.received_at,
+            id=held_id, account=account, direction=ctx.direction.value, state=HELD,
+            received_at=ctx.received_at,
             quarantined_at=now, mail_from=ctx.mail_from[:320], rcpt_tos=list(ctx.rcpt_tos),
             header_from=ctx.header("From")[:MAX_TEXT], subject=subject, size=ctx.size,
             reasons=reasons, reasons_key="," + ",".join(reasons) + ",", score=verdict.score,
@@ -83,7 +84,7 @@ def _commit(app: App, ctx: MessageContext, verdict: Verdict, held_id: str,
         emit(s, app.clock, event_kinds.HELD, account, {
             "id": held_id, "account": account, "sender": ctx.mail_from,
             "recipients": list(ctx.rcpt_tos), "subject": subject, "reasons": reasons,
-            "size": ctx.size})
+            "size": ctx.size, "direction": ctx.direction.value, "score": verdict.score})
     for row in evicted:
         log.info("event=evicted id=%s account=%s size=%d", row.id, account, row.size)
     return [row.id for row in evicted]

@@ -17,14 +17,16 @@ def printable(value: Any) -> str:
 
 def emails_list(data: dict[str, Any]) -> str:
     """Blocks of ``Email_ID``, ``Size_Bytes``, ``Account_Name``, ``Recipients``,
-    ``Subject`` between rules, then ``Max Count``."""
+    ``Subject`` and our ``Direction`` (after Imunify's lines) between rules, then
+    ``Max Count``."""
     out = []
     for i in data["items"]:
         out += [RULE, f"Email_ID {i['email_id']}",
                 f"Size_Bytes\t      {i['size_bytes']}",
                 f"Account_Name\t  {printable(i['account_name'])}",
                 f"Recipients\t      {printable(', '.join(i['recipients']))}",
-                f"Subject        \t  {printable(i['subject'])}", ""]
+                f"Subject        \t  {printable(i['subject'])}",
+                f"Direction\t      {i['direction']}", ""]
     if not data["items"]:
         out.append(NO_DATA)
     out += [RULE, f"Max Count\t     {data['max_count']}"]
@@ -39,7 +41,8 @@ def emails_show(data: dict[str, Any]) -> str:
             ("AccountName", data["account_name"]), ("Sender", data["sender"]),
             ("Recipients", ", ".join(data["recipients"])), ("ReceivedDate", received),
             ("Subject", data["subject"]), ("Reasons", ", ".join(data["reasons"])),
-            ("Score", data["score"]), ("State", data["state"])]
+            ("Score", data["score"]), ("State", data["state"]),
+            ("Direction", data["direction"])]
     out = [_field(name, value) for name, value in meta] + [""]
     out += [_field(h["name"], h["value"]) for h in data["headers"]] + [""]
     body = [printable(line) for line in data["body"].splitlines()] or [""]

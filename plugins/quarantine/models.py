@@ -11,6 +11,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ie_core.db import Base
 
 HELD = "held"
+OUTGOING = "outgoing"
+INCOMING = "incoming"
+DIRECTIONS = (OUTGOING, INCOMING)
 RELEASING = "releasing"  # claimed by one release; nobody else may send or delete it
 
 ACTIVE = "active"
@@ -32,10 +35,15 @@ class HeldMessage(Base):
     __table_args__ = (
         Index("ix_quarantine_messages_account_quarantined", "account", "quarantined_at"),
         Index("ix_quarantine_messages_quarantined_at", "quarantined_at"),
+        Index("ix_quarantine_messages_direction_account", "direction", "account"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     account: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(16), default=OUTGOING,
+                                           server_default=OUTGOING)
+    """``outgoing``: held from the account's senders; ``incoming``: held for the account's
+    recipients (``rcpt_tos`` are then only that account's), released to Dovecot."""
     state: Mapped[str] = mapped_column(String(16), default=HELD)
     received_at: Mapped[datetime]
     quarantined_at: Mapped[datetime]
@@ -82,6 +90,8 @@ class QuarantineLog(Base):
                                     primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(String(36))
     account: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(16), default=OUTGOING,
+                                           server_default=OUTGOING)
     action: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime]
@@ -98,7 +108,7 @@ def log_entry(row: HeldMessage, action: str, actor: str, at: datetime,
               limited: bool = False) -> QuarantineLog:
     """The history row for ``row`` leaving the quarantine."""
     return QuarantineLog(
-        message_id=row.id, account=row.account, action=action, actor=actor, at=at,
-        limited=limited, mail_from=row.mail_from, rcpt_tos=list(row.rcpt_tos),
+        message_id=row.id, account=row.account, direction=row.direction, action=action,
+        actor=actor, at=at, limited=limited, mail_from=row.mail_from, rcpt_tos=list(row.rcpt_tos),
         subject=row.subject, size=row.size, reasons=list(row.reasons),
         quarantined_at=row.quarantined_at)

@@ -25,7 +25,6 @@ from ie_core.account_options import AccountOption
 from ie_core.durations import parse_duration
 from ie_core.events import emit
 from ie_core.identity import valid_account
-from ie_core.smtp.reinject import Reinjector
 
 from . import actions, event_kinds
 from .hold import blob_store
@@ -38,7 +37,15 @@ from .limits import (
     releases_in_last_hour,
     used_bytes,
 )
-from .models import ACCOUNT_STATES, BLOCK, HeldMessage, QuarantineAccount, QuarantineLog
+from .models import (
+    ACCOUNT_STATES,
+    BLOCK,
+    DIRECTIONS,
+    HeldMessage,
+    QuarantineAccount,
+    QuarantineLog,
+)
+from .reinjectors import Reinjectors
 from .view import details, item
 
 ROOT = "root"
@@ -90,6 +97,11 @@ def day(value: Any, option: str) -> datetime:
     except ValueError:
         raise InvalidInput(f"{option} takes a date as YYYY-MM-DD, not {str(value)[:40]!r}"
                            ) from None
+def direction_name(value: Any) -> str:
+    if value not in DIRECTIONS:
+        raise InvalidInput(f"--direction takes {' or '.join(DIRECTIONS)}, "
+                           f"not {str(value)[:40]!r}")
+    return str(value)
 
 
 def count(value: Any, option: str, *, minimum: int = 0, maximum: int = 2**62) -> int:
@@ -114,17 +126,10 @@ def override(value: Any, option: str, maximum: int = 2**62) -> int | None:
 class QuarantineService:
     def __init__(self, app: App) -> None:
         self.app = app
-        self._reinjector: Any = None
+        self.reinjectors = Reinjectors(app)
 
     def close(self) -> None:
-        if self._reinjector is not None:
-            self._reinjector.close()
-
-    @property
-    def reinjector(self) -> Any:
-        if self._reinjector is None:
-            self._reinjector = Reinjector.from_config(self.app)
-        return self._reinjector
+        self.reinjectors.close()
 
     def _scope(self, caller: Caller, account: Any) -> str | None:
         """The account the caller acts on; ``None`` means every account (root only)."""
@@ -146,13 +151,15 @@ class QuarantineService:
     def emails_list(self, caller: Caller, account: Any = None, since: Any = None,
                     limit: Any = 25, offset: Any = 0, reason: Any = None,
                     sender: Any = None, recipient: Any = None, date_from: Any = None,
-                    date_to: Any = None) -> dict[str, Any]:
+                    date_to: Any = None, direction: Any = None) -> dict[str, Any]:
         """Held messages, newest first; ``date_from`` and ``date_to`` are days
         (``YYYY-MM-DD``, UTC, both included)."""
         scope = self._scope(caller, account)
         where = []
         if scope is not None:
             where.append(HeldMessage.account == scope)
+        if direction is not None:
+            where.append(HeldMessage.direction == direction_name(direction))
         if since is not None:
             since_at = self.app.clock.now() - parse_duration(since)
             where.append(HeldMessage.received_at >= since_at)
@@ -194,7 +201,8 @@ class QuarantineService:
             rows = s.scalars(select(QuarantineLog).where(*where)
                              .order_by(QuarantineLog.at.desc(), QuarantineLog.id.desc())
                              .limit(n).offset(skip)).all()
-        items = [{"email_id": r.message_id, "account_name": r.account, "action": r.action,
+        items = [{"email_id": r.message_id, "account_name": r.account,
+                  "direction": r.direction, "action": r.action,
                   "actor": r.actor, "date": r.at.isoformat(), "sender": r.mail_from,
                   "recipients": list(r.rcpt_tos), "subject": r.subject,
                   "reasons": list(r.reasons), "size_bytes": r.size} for r in rows]
@@ -234,7 +242,7 @@ class QuarantineService:
             try:
                 with self.app.db.session() as s:
                     self._find(s, held_id, scope)
-                actions.release(self.app, self.reinjector, held_id, caller.user, limit, scope)
+                actions.release(self.app, self.reinjectors, held_id, caller.user, limit, scope)
                 done.append(held_id)
             except NotFound as err:
                 failed[held_id] = str(err)
@@ -406,7 +414,7 @@ class QuarantineService:
 OPERATIONS: dict[str, tuple[str, frozenset[str]]] = {
     "emails.list": ("emails_list", frozenset({"account", "since", "limit", "offset", "reason",
                                               "sender", "recipient", "date_from",
-                                              "date_to"})),
+                                              "date_to", "direction"})),
     "emails.show": ("emails_show", frozenset({"id", "account"})),
     "emails.history": ("emails_history", frozenset({"account", "since", "limit", "offset"})),
     "emails.release": ("emails_release", frozenset({"ids", "account"})),

@@ -20,6 +20,7 @@ def item(row: HeldMessage) -> dict[str, Any]:
         "email_id": row.id,
         "size_bytes": row.size,
         "account_name": row.account,
+        "direction": row.direction,
         "recipients": list(row.rcpt_tos),
         "subject": row.subject,
         "sender": row.mail_from,

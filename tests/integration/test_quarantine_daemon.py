@@ -123,6 +123,7 @@ EMAIL_ITEM = {
         "email_id": {"type": "string", "format": "uuid"},
         "size_bytes": {"type": "integer", "minimum": 0},
         "account_name": {"type": "string"},
+        "direction": {"enum": ["outgoing", "incoming"]},
         "recipients": {"type": "array", "items": {"type": "string"}},
         "subject": {"type": "string"},
         "sender": {"type": "string"},
@@ -166,6 +167,8 @@ ACCOUNTS_LIST = {"type": "object", "required": ["items", "max_count"], "properti
                        "releases_limit": {"type": "integer"},
                        "deleted_last_hour": {"type": "integer"},
                        "incoming": {"enum": ["on", "off"]},  # the incoming plugin's switch
+                       "incoming-quarantine": {"enum": ["on", "off"]},  # and its options
+                       "junk-retention": {"type": "string", "pattern": "^(default|[0-9]+)$"},
                        "owner-email": {"type": "string"}},  # the accounts plugin's
         "additionalProperties": False}}}}
 DEFAULTS = {"type": "object", "required": ["limit_bytes", "releases_limit"],  # Imunify's
@@ -266,7 +269,8 @@ def test_eviction_with_a_50_kb_limit(quarantine_daemon, clock):
     assert accounts["items"] == [{"name": "alice", "limit_bytes": 51200,
                                   "used_bytes": 45 * 1024, "state": "active",
                                   "releases_limit": 5, "deleted_last_hour": 3,
-                                  "incoming": "on", "owner-email": ""}]
+                                  "incoming": "on", "incoming-quarantine": "on",
+                                  "junk-retention": "default", "owner-email": ""}]
     assert cli.json("accounts", "list", "--name", "alice")["items"][0]["deleted_last_hour"] == 3
 
 

@@ -95,7 +95,8 @@ def test_hold_keeps_exact_bytes_and_metadata(qapp, service):
     [payload] = events(qapp, "held")
     assert payload == {"id": held, "account": "alice", "sender": "alice@example.com",
                        "recipients": ["bob@example.org", "hidden@example.net"],
-                       "subject": "héllo", "reasons": ["spam"], "size": len(raw)}
+                       "subject": "héllo", "reasons": ["spam"], "size": len(raw),
+                       "direction": "outgoing", "score": 7.5}
 
 
 def test_eviction_deletes_exactly_the_oldest(qapp, service, clock):
@@ -378,11 +379,16 @@ def test_sweeper_removes_only_old_orphans(qapp):
 
 
 def test_migration_downgrades_and_upgrades(qapp):
-    hold(qapp)
-    migrate.downgrade(qapp.db, "quarantine@-1")
+    held = hold(qapp)
+    migrate.downgrade(qapp.db, "quarantine@-1")  # the direction column
+    assert "0002_quarantine" in migrate.current_heads(qapp.db)
+    migrate.upgrade(qapp.db)  # a row held before the column existed is outgoing
+    with qapp.db.session() as s:
+        assert s.get(HeldMessage, held).direction == "outgoing"
+    migrate.downgrade(qapp.db, "quarantine@-2")
     assert "0002_quarantine" not in migrate.current_heads(qapp.db)
     migrate.upgrade(qapp.db)
-    assert "0002_quarantine" in migrate.current_heads(qapp.db)
+    assert "0010_quarantine_direction" in migrate.current_heads(qapp.db)
     with qapp.db.session() as s:
         assert s.scalars(select(HeldMessage)).all() == []
 
