@@ -22,7 +22,7 @@ from ie_core.message import MessageContext, SenderIdentity
 from ie_core.replies import Reply
 from ie_core.smtp import delivery
 from ie_core.smtp.reinject import Reinjector
-from ie_core.verdict import Action, Outcome, Result, Verdict
+from ie_core.verdict import Action, Direction, Outcome, Result, Verdict
 
 log = logging.getLogger("ie.filter")
 
@@ -60,7 +60,7 @@ def carry_out(app: App, ctx: MessageContext, verdict: Verdict,
         return reply, Outcome(Result.TEMPFAILED_DOWNSTREAM)
     if action is Action.QUARANTINE:
         try:
-            held_id = processor.hold(app, ctx, verdict)
+            held_id = processor.hold(app, _held_copy(ctx), verdict)
         except Exception as err:
             log.error("event=hold_failed msgid=%s error=%s: %s", ctx.id,
                       type(err).__name__, err)
@@ -69,6 +69,17 @@ def carry_out(app: App, ctx: MessageContext, verdict: Verdict,
     if action is Action.REJECT:
         return verdict.smtp_reply or replies.REJECT, Outcome(Result.REJECTED)
     return verdict.smtp_reply or replies.TEMPFAIL, Outcome(Result.TEMPFAILED)
+
+
+def _held_copy(ctx: MessageContext) -> MessageContext:
+    """What a QUARANTINE verdict holds: outgoing mail in its sender's account; incoming
+    mail in the server's (root's) quarantine, since the account an outside sender's
+    address maps to is the sender's choice (it must not fill, or evict from, a hosted
+    account's quarantine).  Incoming holds per recipient account are delivery groups
+    (:func:`_deliver_and_hold`)."""
+    if ctx.direction is Direction.OUTGOING:
+        return ctx
+    return dataclasses.replace(ctx, identity=SenderIdentity(account="root"))
 
 
 def _deliver_and_hold(app: App, ctx: MessageContext, verdict: Verdict,

@@ -35,7 +35,7 @@ from .pages import (
 )
 
 PER_PAGE = 50
-REASONS = ("spam", "winexec", "ratelimit", "blocked")
+REASONS = ("spam", "winexec", "virus", "unscanned", "ratelimit", "blocked")
 SINCE = {"": "any time", "1h": "last hour", "24h": "last 24 hours", "7d": "last 7 days",
          "30d": "last 30 days"}
 FILTERS = ("account", "reason", "sender", "recipient", "since", "date_from", "date_to")
