@@ -5,9 +5,8 @@ from __future__ import annotations
 import click
 
 from ie_core.commands import emit, get_app, require_root
-from ie_core.errors import InvalidInput
 from ie_core.pluginmanager import Hooks
-from ie_core.runtime import RESTORE, RuntimeSetting, current, refusal
+from ie_core.runtime import RESTORE, RuntimeSetting, change, current
 
 
 def build(hooks: Hooks) -> click.Command:
@@ -23,14 +22,7 @@ def build(hooks: Hooks) -> click.Command:
                 changes[spec.name] = spec.parse(text)
         if changes:
             require_root()
-            after = {name: current(app, spec) for name, spec in specs.items()}
-            for name, value in changes.items():  # None restores the default
-                after[name] = specs[name].default if value is None else value
-            problem = refusal(list(specs.values()), after)
-            if problem:
-                raise InvalidInput(problem)
-            for name, value in changes.items():
-                app.settings.set(name, value)
+            change(app, list(specs.values()), changes)
         values = {name: current(app, spec) for name, spec in sorted(specs.items())}
         emit(values, as_json, lambda: "\n".join(f"{k}: {_show(v)}" for k, v in values.items()))
 

@@ -81,3 +81,18 @@ def current(app: App, setting: RuntimeSetting) -> Any:
     if value is None:
         return setting.default
     return setting.type(value) if setting.type in (int, float) else value
+
+
+def change(app: App, specs: Sequence[RuntimeSetting], changes: Mapping[str, Any]) -> None:
+    """Store ``changes`` (name -> parsed value; ``None`` restores the default) after
+    checking the settings together as they would be; InvalidInput, and nothing stored,
+    when a ``check`` refuses."""
+    by_name = {s.name: s for s in specs}
+    after = {name: current(app, spec) for name, spec in by_name.items()}
+    for name, value in changes.items():
+        after[name] = by_name[name].default if value is None else value
+    problem = refusal(specs, after)
+    if problem:
+        raise InvalidInput(problem)
+    for name, value in changes.items():
+        app.settings.set(name, value)

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import click
 
-from ie_core import InvalidInput, NotFound
+from ie_core import InvalidInput
 from ie_core.commands import emit, get_app, require_root
 from ie_core.durations import parse_duration
 
-from .limits import save_server_settings, server_settings
-from .models import SO_TYPES, SenderObject
+from .limits import save_server_settings, server_settings, set_object_limit
 from .stats import Filters, stats
-
-MAX_LIMIT = 2**31 - 1  # limit_override is an Integer column
 
 
 def _int(option: str, text: str) -> int:
@@ -80,28 +76,7 @@ def limit_group() -> None:
 def limit_set(object_id: str, so_type: str, limit_text: str, as_json: bool) -> None:
     """Override one object's limit, or remove the override."""
     require_root()
-    if so_type not in SO_TYPES:
-        raise InvalidInput(f"unknown --so-type {so_type[:40]!r} (one of "
-                           f"{', '.join(SO_TYPES)})")
-    try:
-        object_id = str(uuid.UUID(object_id.strip()))
-    except ValueError:
-        raise InvalidInput(f"--id {object_id[:60]!r} is not a UUID") from None
-    limit = _int("--limit", limit_text)
-    if not -1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"--limit takes 0 (unlimited), a number up to {MAX_LIMIT} or -1 "
-                           f"(remove the override), not {limit}")
-    app = get_app()
-    with app.db.session() as s:
-        obj = s.get(SenderObject, object_id, with_for_update=True)
-        if obj is None:
-            raise NotFound(f"no sender object has id {object_id}")
-        if obj.so_type != so_type:
-            raise InvalidInput(f"id {object_id} is a {obj.so_type}, not a {so_type}")
-        obj.limit_override = None if limit == -1 else limit
-        obj.limited_at = None
-        result = {"success": True, "id": obj.id, "so_type": obj.so_type, "name": obj.name,
-                  "limit": obj.limit_override}
+    result = set_object_limit(get_app(), object_id, so_type, _int("--limit", limit_text))
     emit(result, as_json, lambda: "OK")
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from ie_core import App, InvalidInput
+from ie_core import App, InvalidInput, NotFound
 
-from .models import ACCOUNT, DOMAIN, SCRIPT, SENDER_EMAIL, SO_TYPES
+from .models import ACCOUNT, DOMAIN, SCRIPT, SENDER_EMAIL, SO_TYPES, SenderObject
 
 MODE_MESSAGES = 1
 MODE_RECIPIENTS = 2
 _PREFIX = "ratelimit.server."
 WHITELISTABLE = (DOMAIN, SENDER_EMAIL)
+MAX_LIMIT = 2**31 - 1  # limit_override is an Integer column
 
 
 @dataclass(frozen=True)
@@ -72,3 +75,29 @@ def effective_limit(settings: ServerSettings, so_type: str, override: int | None
 
 def is_whitelisted(app: App, so_type: str, name: str) -> bool:
     return so_type in WHITELISTABLE and app.hooks.is_whitelisted(app, "sender", name)
+
+
+def set_object_limit(app: App, object_id: str, so_type: str, limit: int) -> dict[str, Any]:
+    """Override one sender object's hourly limit (``0``: unlimited) or, with ``-1``,
+    remove the override; its over-limit mark is cleared.  What ``am limit set`` and the
+    web Activity Monitor call."""
+    if so_type not in SO_TYPES:
+        raise InvalidInput(f"unknown --so-type {so_type[:40]!r} (one of "
+                           f"{', '.join(SO_TYPES)})")
+    try:
+        object_id = str(uuid.UUID(object_id.strip()))
+    except ValueError:
+        raise InvalidInput(f"--id {object_id[:60]!r} is not a UUID") from None
+    if not -1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"--limit takes 0 (unlimited), a number up to {MAX_LIMIT} or -1 "
+                           f"(remove the override), not {limit}")
+    with app.db.session() as s:
+        obj = s.get(SenderObject, object_id, with_for_update=True)
+        if obj is None:
+            raise NotFound(f"no sender object has id {object_id}")
+        if obj.so_type != so_type:
+            raise InvalidInput(f"id {object_id} is a {obj.so_type}, not a {so_type}")
+        obj.limit_override = None if limit == -1 else limit
+        obj.limited_at = None
+        return {"success": True, "id": obj.id, "so_type": obj.so_type, "name": obj.name,
+                "limit": obj.limit_override}
