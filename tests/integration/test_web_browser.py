@@ -219,3 +219,60 @@ def test_owner_through_a_digest_link_sees_only_their_mail_up_to_the_release_cap(
     driver.get(server.url + "/account")
     assert "Account alice" in _text(driver, "h1")
     driver.save_screenshot(str(shots / "account.png"))
+
+
+def test_admin_sets_a_limit_and_whitelists_from_the_activity_monitor(make_app, chromium,
+                                                                    shots):
+    """The Activity Monitor in the browser: a sender's limit set from its row holds its
+    next message; whitelisting it goes through the confirmation page.  Settings and
+    Statistics are photographed too."""
+    from selenium.webdriver.common.by import By
+
+    from ie_core import Action
+    from ie_core.db.models import Account, DomainMap
+    from ie_plugins.incoming.models import IncomingDaily
+    from ie_plugins.whitelist import store as whitelist
+    from tests.integration.test_ratelimit_cli import send
+
+    app = make_app(**WEB, **{"pipeline.outgoing": ["whitelist", "ratelimit"]})
+    credentials.set_password(app, "root", ADMIN_PASSWORD)
+    with app.db.session() as s:
+        s.add(Account(name="alice", created_at=app.clock.now()))
+        s.flush()
+        s.add_all([DomainMap(domain="example.com", account="alice"),
+                   IncomingDaily(day=app.clock.now().date(), account="alice", spam=3,
+                                 legitimate=12, unfiltered=0)])
+    for sender in ("bob@example.com", "bob@example.com", "news@example.com"):
+        send(app, sender)
+    server = WebServer(app).start()
+    driver = chromium
+    try:
+        driver.get(server.url + "/login")
+        driver.find_element(By.NAME, "name").send_keys("root")
+        driver.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
+        _load(driver, driver.find_element(By.CSS_SELECTOR, "form.login button"))
+        _load(driver, driver.find_element(By.LINK_TEXT, "Activity"))
+        row = driver.find_element(By.CSS_SELECTOR, 'tr[data-name="bob@example.com"]')
+        row.find_element(By.NAME, "limit").send_keys("2")
+        _load(driver, row.find_element(By.CSS_SELECTOR, "form.inline button"))
+        assert "Limit of sender_email bob@example.com: 2 an hour" in _text(driver, "p.flash")
+        assert send(app, "bob@example.com") is Action.QUARANTINE
+        driver.refresh()
+        row = driver.find_element(By.CSS_SELECTOR, 'tr[data-name="bob@example.com"]')
+        assert "over limit" in row.text
+        driver.save_screenshot(str(shots / "activity-monitor.png"))
+
+        row = driver.find_element(By.CSS_SELECTOR, 'tr[data-name="news@example.com"]')
+        _load(driver, row.find_element(By.CSS_SELECTOR, "a.whitelist"))
+        assert whitelist.entries(app, "sender") == []  # nothing before the confirmation
+        driver.save_screenshot(str(shots / "whitelist-confirm.png"))
+        _load(driver, driver.find_element(By.ID, "confirm"))
+        assert whitelist.entries(app, "sender") == ["news@example.com"]
+
+        _load(driver, driver.find_element(By.LINK_TEXT, "Settings"))
+        driver.save_screenshot(str(shots / "settings.png"))
+        _load(driver, driver.find_element(By.LINK_TEXT, "Statistics"))
+        assert driver.find_elements(By.CSS_SELECTOR, "svg.chart")
+        driver.save_screenshot(str(shots / "statistics.png"))
+    finally:
+        server.stop()
