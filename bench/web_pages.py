@@ -28,7 +28,10 @@ from starlette.testclient import TestClient
 
 from ie_core import create_app
 from ie_core.db import migrate
+from ie_core.db.models import MessageLog
+from ie_plugins.incoming.models import IncomingDaily
 from ie_plugins.quarantine.models import HeldMessage, QuarantineLog
+from ie_plugins.ratelimit.models import SenderObject, SendRecord
 from ie_plugins.web import credentials
 from ie_plugins.web.app import create_web_app
 from ie_plugins.web.signing import login_token
@@ -70,10 +73,54 @@ def fill(app, messages: int) -> tuple[str, str]:
             "at": now - timedelta(seconds=n * 60), "limited": False,
             "mail_from": "s@x.example", "rcpt_tos": ["r@example.org"], "subject": "old",
             "size": 1000, "reasons": ["spam"], "quarantined_at": now} for n in range(20000)])
+    fill_activity(app, messages, now)
     raw = b"From: s@x\r\nTo: r@example.org\r\nSubject: Offer\r\n\r\nHello.\r\n"
     for held_id in ids:
         (store / held_id).write_bytes(raw)
     return ids[0], ids[1]
+
+
+def fill_activity(app, messages: int, now: datetime) -> None:
+    """What the Activity Monitor and Statistics read: a message-log row per message
+    (``messages`` more delivered than held) over 30 days, incoming counters per account
+    and day, and 200 accounts x 5 domains x 10 sender addresses that each sent twice in
+    the last hour."""
+    with app.db.session() as s:
+        for start in range(0, 2 * messages, 10000):
+            s.execute(insert(MessageLog), [{
+                "id": str(uuid.uuid4()), "queue_id": None, "direction": "outgoing",
+                "received_at": now - timedelta(seconds=n * 15 * 86400 // messages),
+                "mail_from": "s@x.example", "rcpt_tos": ["r@example.org"], "size": 1000,
+                "account": f"acct{n % 200}", "domain": None, "sender_email": None,
+                "script": None, "action": "deliver", "reasons": [], "score": 0.0,
+                "outcome": "delivered" if n % 2 else "held:x", "digest": None}
+                for n in range(start, min(start + 10000, 2 * messages))])
+        s.execute(insert(IncomingDaily), [{
+            "day": (now - timedelta(days=d)).date(), "account": f"acct{a}", "spam": a % 7,
+            "legitimate": 20 + a % 11, "unfiltered": 1} for d in range(30) for a in range(200)])
+        objects, sends = [], []
+        for a in range(200):
+            acc = str(uuid.uuid4())
+            objects.append({"id": acc, "so_type": "account", "name": f"acct{a}",
+                            "parent_id": None, "created_at": now})
+            for d in range(5):
+                dom = str(uuid.uuid4())
+                objects.append({"id": dom, "so_type": "domain", "name": f"d{d}.site{a}.example",
+                                "parent_id": acc, "created_at": now})
+                for e in range(10):
+                    snd = str(uuid.uuid4())
+                    objects.append({"id": snd, "so_type": "sender_email",
+                                    "name": f"u{e}@d{d}.site{a}.example", "parent_id": dom,
+                                    "created_at": now})
+                    for k in range(2):
+                        message = str(uuid.uuid4())
+                        for oid in (acc, dom, snd):
+                            sends.append({"object_id": oid, "message_id": message,
+                                          "at": now - timedelta(minutes=5 + k),
+                                          "outcome": "sent", "recipients": 1})
+        s.execute(insert(SenderObject), objects)
+        for start in range(0, len(sends), 10000):
+            s.execute(insert(SendRecord), sends[start:start + 10000])
 
 
 def client(app, name: str | None) -> TestClient:
@@ -132,6 +179,13 @@ def main() -> int:
             ("admin", admin, f"/quarantine/{own}?view=headers"),
             ("admin", admin, "/quarantine/history"),
             ("admin", admin, "/quarantine/history?page=300"),
+            ("admin", admin, "/monitor"),
+            ("admin", admin, "/monitor?since=24h&page=4"),
+            ("admin", admin, "/monitor?field=sender&q=u3%40d2.site42.example"),
+            ("admin", admin, "/statistics"),
+            ("admin", admin, "/statistics?days=90&account=acct42"),
+            ("admin", admin, "/settings"),
+            ("owner", owner, "/statistics"),
             ("owner", owner, "/quarantine"),
             ("owner", owner, "/quarantine?reason=spam&page=5"),
             ("owner", owner, f"/quarantine/{own}"),

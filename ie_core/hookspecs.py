@@ -113,6 +113,13 @@ def ie_is_whitelisted(app: App, kind: str, address: str) -> bool | None:
 
 
 @hookspec(firstresult=True)
+def ie_whitelisted_among(app: App, kind: str, addresses: Sequence[str]) -> set[str] | None:
+    """Which of `addresses` are on the `kind` whitelist, asked at once (for listings of
+    many sender objects: one look-up, not one per row).  `None` when no plugin keeps
+    whitelists."""
+
+
+@hookspec(firstresult=True)
 def ie_hold(app: App, ctx: MessageContext, verdict: Verdict) -> str | None:
     """Durably hold a message the policy sent to quarantine; return the held id.
 

@@ -127,6 +127,11 @@ class Hooks:
     def is_whitelisted(self, app: App, kind: str, address: str) -> bool:
         return bool(self.pm.hook.ie_is_whitelisted(app=app, kind=kind, address=address))
 
+    def whitelisted_among(self, app: App, kind: str, addresses: Sequence[str]) -> set[str]:
+        found: set[str] | None = self.pm.hook.ie_whitelisted_among(
+            app=app, kind=kind, addresses=addresses)
+        return found or set()
+
     def classifiers(self, app: App) -> dict[str, Classifier]:
         return {c.name: c for cs in self.pm.hook.ie_classifiers(app=app) for c in cs}
 

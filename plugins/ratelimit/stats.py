@@ -8,12 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import case, exists, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from ie_core import App
 
 from .counter import WINDOW
-from .limits import ServerSettings, effective_limit, is_whitelisted, server_settings
+from .limits import WHITELISTABLE, ServerSettings, effective_limit, server_settings
 from .models import (
     ACCOUNT,
     DOMAIN,
@@ -24,6 +24,8 @@ from .models import (
     SenderObject,
     SendRecord,
 )
+
+CHUNK = 500  # ids per IN list
 
 
 @dataclass(frozen=True)
@@ -36,26 +38,77 @@ class Filters:
 
 def stats(app: App, since: timedelta, filters: Filters, limit: int = 25,
           offset: int = 0) -> dict[str, Any]:
+    """One page of accounts (by name) with their subtrees and figures.  Only the page's
+    objects are loaded and counted: the cost follows the page, not the server."""
     now = app.clock.now()
     settings = server_settings(app)
+    narrowed = any(vars(filters).values())
     with app.db.session() as s:
-        objects = list(s.scalars(select(SenderObject)))
-        counts: dict[tuple[str, str], int] = {
-            (oid, outcome): int(n) for oid, outcome, n in s.execute(_counts(now - since))}
+        accounts = list(s.execute(_accounts(filters)).all())
+        if not narrowed:  # every account shows: page before loading anything else
+            accounts = accounts[offset:offset + limit]
+        objects = _subtrees(s, [a.id for a in accounts])
+        counts: dict[tuple[str, str], int] = {}
+        ids = [o.id for o in objects]
+        for start in range(0, len(ids), CHUNK):
+            counts.update({(oid, outcome): int(n) for oid, outcome, n in s.execute(
+                _counts(now - since, ids[start:start + CHUNK]))})
     children: dict[str | None, list[SenderObject]] = {}
     for obj in sorted(objects, key=lambda o: o.name):
         children.setdefault(obj.parent_id, []).append(obj)
-    tree = _Tree(app, settings, counts, children, now - WINDOW)
-    accounts = []
-    for account in (o for o in sorted(objects, key=lambda o: o.name) if o.so_type == ACCOUNT):
+    whitelisted = app.hooks.whitelisted_among(
+        app, "sender", [o.name for o in objects if o.so_type in WHITELISTABLE])
+    tree = _Tree(settings, counts, children, now - WINDOW, whitelisted)
+    nodes = []
+    for account in sorted((o for o in objects if o.so_type == ACCOUNT), key=lambda o: o.name):
         node = tree.account(account, filters)
         if node is not None:
-            accounts.append(node)
-    page = accounts[offset:offset + limit]
-    return {"accounts": [tree.render(n) for n in page]}
+            nodes.append(node)
+    if narrowed:
+        nodes = nodes[offset:offset + limit]
+    return {"accounts": [tree.render(n) for n in nodes]}
 
 
-def _counts(since: Any) -> Any:
+def _accounts(f: Filters) -> Any:
+    """The accounts (id, name) that may match ``f``, by name; the tree narrows them."""
+    account, domain, sender, script = (aliased(SenderObject) for _ in range(4))
+    query = select(account.id, account.name).where(account.so_type == ACCOUNT)
+    if f.account_name is not None:
+        query = query.where(func.lower(account.name) == f.account_name.strip().lower())
+    if f.domain is not None or f.sender_email is not None:
+        query = query.join(domain, (domain.parent_id == account.id)
+                           & (domain.so_type == DOMAIN))
+        if f.domain is not None:
+            query = query.where(func.lower(domain.name) == f.domain.strip().lower())
+        if f.sender_email is not None:
+            query = query.join(sender, (sender.parent_id == domain.id)
+                               & (sender.so_type == SENDER_EMAIL)).where(
+                func.lower(sender.name) == f.sender_email.strip().lower())
+    if f.script_name is not None:
+        query = query.join(script, (script.parent_id == account.id)
+                           & (script.so_type == SCRIPT)).where(
+            func.lower(script.name) == f.script_name.strip().lower())
+    return query.distinct().order_by(account.name)
+
+
+def _subtrees(s: Session, account_ids: list[str]) -> list[SenderObject]:
+    """The accounts, their domains and scripts, and the domains' sender addresses."""
+    found: list[SenderObject] = []
+    level = _load(s, SenderObject.id, account_ids)
+    while level:  # account -> domains and scripts -> sender addresses
+        found.extend(level)
+        level = _load(s, SenderObject.parent_id, [o.id for o in level])
+    return found
+
+
+def _load(s: Session, column: Any, ids: list[str]) -> list[SenderObject]:
+    rows: list[SenderObject] = []
+    for start in range(0, len(ids), CHUNK):
+        rows.extend(s.scalars(select(SenderObject).where(column.in_(ids[start:start + CHUNK]))))
+    return rows
+
+
+def _counts(since: Any, ids: list[str]) -> Any:
     """Records per (object, outcome) since ``since``.  A domain, sender email or script
     counts only the messages its current account also counted: a domain first seen
     under ``root`` (before the domain map named its account) and moved since never shows
@@ -68,7 +121,8 @@ def _counts(since: Any) -> Any:
     return (select(SendRecord.object_id, SendRecord.outcome, func.count())
             .join(obj, obj.id == SendRecord.object_id)
             .outerjoin(parent, parent.id == obj.parent_id)
-            .where(SendRecord.at > since, or_(obj.so_type == ACCOUNT, same_account))
+            .where(SendRecord.at > since, SendRecord.object_id.in_(ids),
+                   or_(obj.so_type == ACCOUNT, same_account))
             .group_by(SendRecord.object_id, SendRecord.outcome))
 
 
@@ -85,9 +139,10 @@ class _Node:
 
 
 class _Tree:
-    def __init__(self, app: App, settings: ServerSettings, counts: dict[tuple[str, str], int],
-                 children: dict[str | None, list[SenderObject]], limited_after: Any) -> None:
-        self.app = app
+    def __init__(self, settings: ServerSettings, counts: dict[tuple[str, str], int],
+                 children: dict[str | None, list[SenderObject]], limited_after: Any,
+                 whitelisted: set[str]) -> None:
+        self.whitelisted = whitelisted
         self.settings = settings
         self.counts = counts
         self.children = children
@@ -117,7 +172,7 @@ class _Tree:
         return _Node(account, domains=domains, scripts=scripts)
 
     def _fields(self, obj: SenderObject) -> dict[str, Any]:
-        whitelisted = is_whitelisted(self.app, obj.so_type, obj.name)
+        whitelisted = obj.so_type in WHITELISTABLE and obj.name in self.whitelisted
         limit = effective_limit(self.settings, obj.so_type, obj.limit_override, whitelisted)
         return {
             "id": obj.id, "name": obj.name,

@@ -85,6 +85,13 @@ def ie_is_whitelisted(app: App, kind: str, address: str) -> bool | None:
 
 
 @hookimpl
+def ie_whitelisted_among(app: App, kind: str, addresses: Sequence[str]) -> set[str]:
+    if kind not in KINDS:
+        raise ValueError(f"unknown whitelist {kind!r}")
+    return store.listed_among(app, kind, addresses)
+
+
+@hookimpl
 def ie_cli_commands() -> Sequence[click.Command]:
     return [whitelist]
 

@@ -30,6 +30,21 @@ def matching_entry(app: App, kind: str, address: str) -> str | None:
     return next((c for c in candidates if c in found), None)
 
 
+def listed_among(app: App, kind: str, addresses: Sequence[str]) -> set[str]:
+    """The addresses of ``addresses`` that an entry on ``kind`` covers (as
+    :func:`is_listed`), in one query per 500 candidates."""
+    wanted = {a: [c for c in lookup_candidates(a) if kind != "authuser" or "@" in c]
+              for a in dict.fromkeys(addresses)}
+    candidates = sorted({c for cs in wanted.values() for c in cs})
+    found: set[str] = set()
+    with app.db.session() as s:
+        for start in range(0, len(candidates), 500):
+            found.update(s.scalars(select(WhitelistEntry.value).where(
+                WhitelistEntry.kind == kind,
+                WhitelistEntry.value.in_(candidates[start:start + 500]))))
+    return {a for a, cs in wanted.items() if found.intersection(cs)}
+
+
 def entries(app: App, kind: str) -> list[str]:
     with app.db.session() as s:
         return list(s.scalars(select(WhitelistEntry.value).where(WhitelistEntry.kind == kind)
