@@ -7,6 +7,13 @@ messages per second, latency percentiles (SMTP DATA answered) and the daemon's p
 
     python bench/throughput.py --messages 500 --clients 8
 
+``--database postgresql`` runs the daemon on a fresh PostgreSQL database (dropped after
+the run; ``IE_TEST_PG`` names the server as for the tests).  ``--clients 1,8,32`` runs each
+concurrency in turn.  ``--base DIR --repeats N`` compares this tree with another source
+tree of ie (for example ``git archive main`` unpacked in DIR, with the ``ie_core``/
+``ie_plugins``/``ie_migrations``/``ie_cli``/``ie_sieve`` package names as symbolic links
+there, run through ``PYTHONPATH``): N interleaved pairs per concurrency, medians printed.
+
 ``--compare-metrics N`` runs N interleaved pairs of daemons, ``filter.metrics_listen`` off
 and on, and prints the CPU per message of each, then the CPU the metric updates of one
 message take on their own (a figure the noise of a shared machine does not blur).
@@ -23,6 +30,9 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from tests.fixtures.daemon import DaemonProcess  # noqa: E402
 from tests.fixtures.sink import Sink  # noqa: E402
 
+PG_ADMIN_URL = os.environ.get("IE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CORPUS = Path(os.environ.get("IE_CORPUS", ROOT.parent / "shared" / "corpus"))
 
 
@@ -73,14 +84,41 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+@contextmanager
+def database_url(kind: str) -> Iterator[str]:
+    """An empty database for one run: "" (the daemon's SQLite default) or a fresh
+    PostgreSQL database, dropped afterwards."""
+    if kind == "sqlite":
+        yield ""
+        return
+    from sqlalchemy import create_engine, text
+
+    name = f"ie_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def run_once(messages: list[bytes], count: int, clients: int,
-             extra: dict[str, object]) -> dict[str, float]:
-    """One daemon, ``count`` messages from ``clients`` clients: its figures."""
+             extra: dict[str, object], database: str = "sqlite",
+             source: str | None = None) -> dict[str, float]:
+    """One daemon (of the source tree ``source``, default this one), ``count`` messages
+    from ``clients`` clients: its figures."""
     sink = Sink().start()
-    with tempfile.TemporaryDirectory(prefix="ie-bench-") as tmp:
-        daemon = DaemonProcess(Path(tmp), {"filter.reinject": f"127.0.0.1:{sink.port}",
-                                           **extra})
-        daemon.start()
+    env = {"PYTHONPATH": source} if source else None
+    with tempfile.TemporaryDirectory(prefix="ie-bench-") as tmp, \
+            database_url(database) as url:
+        values: dict[str, object] = {"filter.reinject": f"127.0.0.1:{sink.port}", **extra}
+        if url:
+            values["ie.database_url"] = url
+        daemon = DaemonProcess(Path(tmp), values)
+        daemon.start(env=env)
         assert daemon.proc is not None
         latencies: list[float] = []
         failures: list[str] = []
@@ -165,8 +203,14 @@ def instrument_costs() -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=400)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", default="8",
+                        help="concurrent clients; a comma-separated list runs each in turn")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--base", metavar="DIR",
+                        help="another source tree of ie to compare with (see above)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="interleaved runs per concurrency (medians printed)")
     parser.add_argument("--compare-metrics", type=int, default=0, metavar="REPEATS",
                         help="run REPEATS interleaved pairs, /metrics off and on, and "
                              "print the CPU overhead of the metrics")
@@ -177,18 +221,29 @@ def main() -> None:
         return
     messages = corpus_messages(min(args.messages, 2250))
     size = sum(len(m) for m in messages) / len(messages)
-    print(f"messages: {args.messages} from {args.clients} clients, mean size "
-          f"{size / 1024:.1f} KiB (SpamAssassin corpus, default pipeline, SQLite)")
+    concurrencies = [int(c) for c in args.clients.split(",")]
+    print(f"messages: {args.messages} per run, mean size {size / 1024:.1f} KiB "
+          f"(SpamAssassin corpus, default pipeline, {args.database}, "
+          f"{args.workers} worker(s))")
     if args.compare_metrics:
-        compare_metrics(messages, args.messages, args.clients, args.compare_metrics,
+        compare_metrics(messages, args.messages, concurrencies[0], args.compare_metrics,
                         args.workers)
         return
-    r = run_once(messages, args.messages, args.clients, {"filter.workers": args.workers})
-    print(f"delivered to sink: {r['delivered']:.0f}; refused: {r['refused']:.0f}")
-    print(f"throughput: {r['rate']:.1f} messages/s over {r['elapsed']:.1f} s")
-    print(f"latency ms: p50 {r['p50']:.1f}  p95 {r['p95']:.1f}  p99 {r['p99']:.1f}  "
-          f"max {r['max']:.1f}")
-    print(f"ie-filterd CPU per message: {r['cpu_ms']:.2f} ms; peak RSS: {r['rss']:.1f} MiB")
+    trees = {"this tree": None} if not args.base else {"base": args.base, "this tree": None}
+    print("| tree | clients | msgs/s | p50 ms | p99 ms | CPU ms/msg | RSS MiB | refused |")
+    print("|---|---|---|---|---|---|---|---|")
+    for clients in concurrencies:
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+        for _ in range(args.repeats):
+            for name, source in trees.items():
+                runs[name].append(run_once(messages, args.messages, clients,
+                                           {"filter.workers": args.workers},
+                                           args.database, source))
+        for name, results in runs.items():
+            med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+            print(f"| {name} | {clients} | {med['rate']:.1f} | {med['p50']:.1f} "
+                  f"| {med['p99']:.1f} | {med['cpu_ms']:.2f} | {med['rss']:.1f} "
+                  f"| {sum(r['refused'] for r in results):.0f} |", flush=True)
 
 
 def compare_metrics(messages: list[bytes], count: int, clients: int, repeats: int,
