@@ -33,7 +33,7 @@ class RuntimeSettings:
             hit = self._cache.get(key)
             if hit and now - hit[0] < self._ttl:
                 return default if hit[1] is _MISSING else hit[1]
-        with self._db.session() as s:
+        with self._db.reading() as s:
             row = s.get(Setting, key)
             value = _MISSING if row is None else row.value
         with self._lock:

@@ -31,7 +31,7 @@ def _parent_domains(domain: str) -> list[str]:
 
 
 def lookup_domain_map(app: App, domain: str) -> str | None:
-    with app.db.session() as s:
+    with app.db.reading() as s:
         for candidate in _parent_domains(domain):
             row = s.get(DomainMap, candidate)
             if row is not None:

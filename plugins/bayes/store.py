@@ -74,7 +74,7 @@ class TokenStore:
     # -- reading ------------------------------------------------------------------------
     def totals(self, session: Session | None = None) -> Totals:
         if session is None:
-            with self._db.session() as s:
+            with self._db.reading() as s:
                 return self.totals(s)
         row = session.get(BayesState, STATE_ROW)
         if row is None:
@@ -86,7 +86,7 @@ class TokenStore:
         before and tag the per-process cache (counts a learn changed in between are newer than
         the tag; the next call reads the new revision and empties the cache)."""
         wanted = set(tokens)
-        with self._db.session() as s:
+        with self._db.reading() as s:
             with self._lock:
                 if totals.revision != self._cache_revision or len(self._cache) > CACHE_LIMIT:
                     self._cache = {}

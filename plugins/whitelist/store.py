@@ -24,14 +24,14 @@ def matching_entry(app: App, kind: str, address: str) -> str | None:
         candidates = [c for c in candidates if "@" in c]
     if not candidates:
         return None
-    with app.db.session() as s:
+    with app.db.reading() as s:
         found = set(s.scalars(select(WhitelistEntry.value).where(
             WhitelistEntry.kind == kind, WhitelistEntry.value.in_(candidates))))
     return next((c for c in candidates if c in found), None)
 
 
 def entries(app: App, kind: str) -> list[str]:
-    with app.db.session() as s:
+    with app.db.reading() as s:
         return list(s.scalars(select(WhitelistEntry.value).where(WhitelistEntry.kind == kind)
                               .order_by(WhitelistEntry.value)))
 
