@@ -51,7 +51,7 @@ def ie_config_keys() -> Sequence[ConfigKey]:
 
 
 def account_blocked(app: App, account: str) -> bool:
-    with app.db.session() as s:
+    with app.db.reading() as s:  # read per message, without the write lock
         state = s.scalar(select(QuarantineAccount.state)
                          .where(QuarantineAccount.name == account))
     return state == BLOCK
