@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ie_core import Direction, MessageContext
+from ie_core import Action, Direction, MessageContext
 from ie_core.changes import ChangeCounters
 from ie_core.processor import analyse
 from ie_plugins.ratelimit.limits import server_settings
@@ -19,11 +19,13 @@ CLI = str(Path(sys.executable).parent / "ie-cli")
 
 
 def message(app, sender: str) -> MessageContext:
+    """A dry run of the outgoing pipeline (nothing counted or held); the context, with
+    the verdict's action in ``ctx.data["action"]``."""
     ctx = MessageContext(direction=Direction.OUTGOING, mail_from=sender,
                          rcpt_tos=["rcpt@example.org"], received_at=app.clock.now(),
                          raw=f"From: {sender}\r\nSubject: hi\r\n\r\nhello\r\n".encode(),
                          dry_run=True)
-    analyse(app, ctx)
+    ctx.data["action"] = analyse(app, ctx).action
     return ctx
 
 
@@ -50,6 +52,11 @@ def test_ie_cli_changes_apply_to_the_next_message(make_app, db_url, tmp_path):
     assert message(filterd, "a@shop.example").identity.account == "shop"
     assert whitelist.is_listed(filterd, "sender", "a@shop.example")
     assert server_settings(filterd).account == 7
+
+    cli("accounts", "edit", "--account", "shop", "--state", "block")
+    assert message(filterd, "a@shop.example").data["action"] is Action.QUARANTINE
+    cli("accounts", "edit", "--account", "shop", "--state", "active")
+    assert message(filterd, "a@shop.example").data["action"] is Action.DELIVER
 
     cli("whitelist", "sender", "delete", "shop.example")  # a bulk delete counts too
     cli("domains", "remove", "shop.example")
