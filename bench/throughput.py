@@ -7,6 +7,17 @@ messages per second, latency percentiles (SMTP DATA answered) and the daemon's p
 
     python bench/throughput.py --messages 500 --clients 8
 
+``--database postgresql`` runs the daemon on a fresh PostgreSQL database (dropped after
+the run; ``IE_TEST_PG`` names the server as for the tests).  ``--clients 1,8,32`` runs each
+concurrency in turn.  ``--base DIR --repeats N`` compares this tree with another source
+tree of ie (for example ``git archive main`` unpacked in DIR, with the ``ie_core``/
+``ie_plugins``/``ie_migrations``/``ie_cli``/``ie_sieve`` package names as symbolic links
+there, run through ``PYTHONPATH``): N interleaved pairs per concurrency, medians printed.
+
+A bare aiosmtpd relay (accept, send on over a pooled connection, no checks) runs in
+the same way before each pair, unless ``--no-bare``; "x bare CPU" is the CPU per message
+of each server over the bare relay's.
+
 ``--compare-metrics N`` runs N interleaved pairs of daemons, ``filter.metrics_listen`` off
 and on, and prints the CPU per message of each, then the CPU the metric updates of one
 message take on their own (a figure the noise of a shared machine does not blur).
@@ -23,14 +34,19 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.daemon import DaemonProcess  # noqa: E402
-from tests.fixtures.sink import Sink  # noqa: E402
+from tests.fixtures.daemon import DaemonProcess, wait_port  # noqa: E402
+from tests.fixtures.sink import Sink, free_port  # noqa: E402
 
+PG_ADMIN_URL = os.environ.get("IE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CORPUS = Path(os.environ.get("IE_CORPUS", ROOT.parent / "shared" / "corpus"))
 
 
@@ -73,52 +89,137 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+@contextmanager
+def database_url(kind: str) -> Iterator[str]:
+    """An empty database for one run: "" (the daemon's SQLite default) or a fresh
+    PostgreSQL database, dropped afterwards."""
+    if kind == "sqlite":
+        yield ""
+        return
+    from sqlalchemy import create_engine, text
+
+    name = f"ie_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def run_once(messages: list[bytes], count: int, clients: int,
-             extra: dict[str, object]) -> dict[str, float]:
-    """One daemon, ``count`` messages from ``clients`` clients: its figures."""
+             extra: dict[str, object], database: str = "sqlite",
+             source: str | None = None) -> dict[str, float]:
+    """One daemon (of the source tree ``source``, default this one), ``count`` messages
+    from ``clients`` clients: its figures."""
     sink = Sink().start()
-    with tempfile.TemporaryDirectory(prefix="ie-bench-") as tmp:
-        daemon = DaemonProcess(Path(tmp), {"filter.reinject": f"127.0.0.1:{sink.port}",
-                                           **extra})
-        daemon.start()
+    env = {"PYTHONPATH": source} if source else None
+    with tempfile.TemporaryDirectory(prefix="ie-bench-") as tmp, \
+            database_url(database) as url:
+        values: dict[str, object] = {"filter.reinject": f"127.0.0.1:{sink.port}", **extra}
+        if url:
+            values["ie.database_url"] = url
+        daemon = DaemonProcess(Path(tmp), values)
+        daemon.start(env=env)
         assert daemon.proc is not None
-        latencies: list[float] = []
-        failures: list[str] = []
-        lock = threading.Lock()
-        next_index = iter(range(count))
-
-        def client() -> None:
-            with smtplib.SMTP("127.0.0.1", daemon.outgoing_port, timeout=60) as s:
-                for i in next_index:
-                    raw = messages[i % len(messages)]
-                    started = time.perf_counter()
-                    try:
-                        s.sendmail("bench@example.com", [f"r{i}@example.org"], raw)
-                    except smtplib.SMTPException as err:
-                        with lock:
-                            failures.append(str(err)[:80])
-                        continue
-                    with lock:
-                        latencies.append(time.perf_counter() - started)
-
-        cpu_before = cpu_seconds(daemon.proc.pid)
-        started = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - started
-        cpu = cpu_seconds(daemon.proc.pid) - cpu_before
-        rss = peak_rss_kib(daemon.proc.pid)
-        daemon.stop()
-    delivered = len(sink.messages)
+        try:
+            figures = drive(daemon.outgoing_port, daemon.proc.pid, messages, count, clients)
+        finally:
+            daemon.stop()
+    figures["delivered"] = len(sink.messages)
     sink.stop()
+    return figures
+
+
+def run_bare(messages: list[bytes], count: int, clients: int) -> dict[str, float]:
+    """The bare relay (:func:`serve_bare_relay`, a process of its own) in ie's place."""
+    sink = Sink().start()
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--bare-relay", str(port),
+                             str(sink.port)])
+    try:
+        wait_port(port)
+        figures = drive(port, proc.pid, messages, count, clients)
+    finally:
+        proc.terminate()
+        proc.wait()
+    figures["delivered"] = len(sink.messages)
+    sink.stop()
+    return figures
+
+
+def serve_bare_relay(port: int, sink_port: int) -> None:
+    """An aiosmtpd server that accepts every message and sends it on to the sink over a
+    pooled connection, with no checks at all: the floor ie is compared with."""
+    import asyncio
+    import queue
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP
+
+    SMTP.line_length_limit = 1 << 20  # as ie's (a corpus message has a longer line)
+    pool: queue.SimpleQueue[smtplib.SMTP] = queue.SimpleQueue()
+
+    def send(mail_from: str, rcpt_tos: list[str], data: bytes) -> None:
+        try:
+            conn = pool.get_nowait()
+        except queue.Empty:
+            conn = smtplib.SMTP("127.0.0.1", sink_port)
+        conn.sendmail(mail_from, rcpt_tos, data)
+        pool.put(conn)
+
+    class Relay:
+        async def handle_DATA(self, server: object, session: object,
+                              envelope: Any) -> str:
+            await asyncio.get_running_loop().run_in_executor(
+                None, send, envelope.mail_from, envelope.rcpt_tos, envelope.original_content)
+            return "250 OK"
+
+    Controller(Relay(), hostname="127.0.0.1", port=port, data_size_limit=None).start()
+    threading.Event().wait()  # until SIGTERM
+
+
+def drive(port: int, pid: int, messages: list[bytes], count: int,
+          clients: int) -> dict[str, float]:
+    """Send ``count`` messages to ``port`` from ``clients`` clients; the figures, with
+    the CPU of process ``pid`` and its children."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    next_index = iter(range(count))
+
+    def client() -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
+            for i in next_index:
+                raw = messages[i % len(messages)]
+                started = time.perf_counter()
+                try:
+                    s.sendmail("bench@example.com", [f"r{i}@example.org"], raw)
+                except smtplib.SMTPException as err:
+                    with lock:
+                        failures.append(str(err)[:80])
+                    continue
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+
+    cpu_before = cpu_seconds(pid)
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(pid) - cpu_before
+    rss = peak_rss_kib(pid)
     qs = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return {"rate": len(latencies) / elapsed, "elapsed": elapsed, "p50": qs[49] * 1000,
             "p95": qs[94] * 1000, "p99": qs[98] * 1000,
             "max": max(latencies, default=0) * 1000, "cpu_ms": cpu * 1000 / count,
-            "rss": rss / 1024, "delivered": delivered, "refused": len(failures)}
+            "rss": rss / 1024, "refused": len(failures)}
 
 
 def instrument_cost(rounds: int = 20000) -> float:
@@ -165,35 +266,66 @@ def instrument_costs() -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=400)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", default="8",
+                        help="concurrent clients; a comma-separated list runs each in turn")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--base", metavar="DIR",
+                        help="another source tree of ie to compare with (see above)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="interleaved runs per concurrency (medians printed)")
     parser.add_argument("--compare-metrics", type=int, default=0, metavar="REPEATS",
                         help="run REPEATS interleaved pairs, /metrics off and on, and "
                              "print the CPU overhead of the metrics")
+    parser.add_argument("--no-bare", action="store_true",
+                        help="leave out the bare relay (run by default, interleaved)")
     parser.add_argument("--instrument-cost", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-relay", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_relay:
+        serve_bare_relay(*args.bare_relay)
+        return
     if args.instrument_cost:
         print(f"{instrument_cost():.3f}")
         return
     messages = corpus_messages(min(args.messages, 2250))
     size = sum(len(m) for m in messages) / len(messages)
-    print(f"messages: {args.messages} from {args.clients} clients, mean size "
-          f"{size / 1024:.1f} KiB (SpamAssassin corpus, default pipeline, SQLite)")
+    concurrencies = [int(c) for c in args.clients.split(",")]
+    print(f"messages: {args.messages} per run, mean size {size / 1024:.1f} KiB "
+          f"(SpamAssassin corpus, default pipeline, {args.database}, "
+          f"{args.workers} worker(s))")
     if args.compare_metrics:
-        compare_metrics(messages, args.messages, args.clients, args.compare_metrics,
+        compare_metrics(messages, args.messages, concurrencies[0], args.compare_metrics,
                         args.workers)
         return
-    r = run_once(messages, args.messages, args.clients, {"filter.workers": args.workers})
-    print(f"delivered to sink: {r['delivered']:.0f}; refused: {r['refused']:.0f}")
-    print(f"throughput: {r['rate']:.1f} messages/s over {r['elapsed']:.1f} s")
-    print(f"latency ms: p50 {r['p50']:.1f}  p95 {r['p95']:.1f}  p99 {r['p99']:.1f}  "
-          f"max {r['max']:.1f}")
-    print(f"ie-filterd CPU per message: {r['cpu_ms']:.2f} ms; peak RSS: {r['rss']:.1f} MiB")
+    trees: dict[str, str | None] = {"this tree": None} if not args.base else {
+        "base": args.base, "this tree": None}
+    print("| server | clients | msgs/s | p50 ms | p99 ms | CPU ms/msg | x bare CPU | RSS MiB "
+          "| refused |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for clients in concurrencies:
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+        if not args.no_bare:
+            runs["bare relay"] = []
+        for _ in range(args.repeats):
+            if not args.no_bare:
+                runs["bare relay"].append(run_bare(messages, args.messages, clients))
+            for name, source in trees.items():
+                runs[name].append(run_once(messages, args.messages, clients,
+                                           {"filter.workers": args.workers},
+                                           args.database, source))
+        bare = (statistics.median(r["cpu_ms"] for r in runs["bare relay"])
+                if not args.no_bare else 0.0)
+        for name, results in runs.items():
+            med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+            ratio = f"{med['cpu_ms'] / bare:.1f}" if bare else "-"
+            print(f"| {name} | {clients} | {med['rate']:.1f} | {med['p50']:.1f} "
+                  f"| {med['p99']:.1f} | {med['cpu_ms']:.2f} | {ratio} | {med['rss']:.1f} "
+                  f"| {sum(r['refused'] for r in results):.0f} |", flush=True)
 
 
 def compare_metrics(messages: list[bytes], count: int, clients: int, repeats: int,
                     workers: int) -> None:
-    from tests.fixtures.sink import free_port
 
     runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
     for _ in range(repeats):

@@ -5,6 +5,7 @@ Plugins import from here and from these modules only (:data:`PUBLIC_MODULES`, ch
 ``ie_core.db.migrate`` (tables, the core's account and domain tables, the schema check),
 ``ie_core.events`` (the outbox), ``ie_core.smtp.reinject`` (sending mail past the filter),
 ``ie_core.classifier`` (the classifier contract), ``ie_core.runtime`` (run-time settings),
+``ie_core.changes`` (change counters for data a plugin caches),
 ``ie_core.commands`` and ``ie_core.account_options`` (what plugins add to the command
 lines), ``ie_core.identity`` (address and name checks), ``ie_core.config`` (host:port
 values, the default config path), ``ie_core.message`` (header decoding),
@@ -42,7 +43,8 @@ hookimpl = pluggy.HookimplMarker("ie")
 PUBLIC_MODULES = frozenset({
     "ie_core", "ie_core.db", "ie_core.db.models", "ie_core.db.migrate", "ie_core.events",
     "ie_core.smtp.reinject",
-    "ie_core.classifier", "ie_core.runtime", "ie_core.commands", "ie_core.account_options",
+    "ie_core.classifier", "ie_core.runtime", "ie_core.changes", "ie_core.commands",
+    "ie_core.account_options",
     "ie_core.identity", "ie_core.config", "ie_core.message", "ie_core.rawheaders",
     "ie_core.durations", "ie_core.background", "ie_core.metrics", "ie_core.pidfile",
 })

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ie_core import config as cfg
+from ie_core.changes import Cached, ChangeCounters
 from ie_core.clock import Clock, SystemClock
 from ie_core.db.session import Database, ensure_private
 from ie_core.events import WakePublisher
@@ -19,6 +22,7 @@ from ie_core.stages import Stage, order_stages
 from ie_core.verdict import Direction
 
 log = logging.getLogger("ie")
+T = TypeVar("T")
 
 
 class App:
@@ -29,6 +33,8 @@ class App:
         self.hooks = hooks
         self.clock = clock
         self._stages: dict[Direction, list[Stage]] = {}
+        self._cached: dict[str, Cached[Any]] = {}
+        self._cached_lock = threading.Lock()
 
     @cached_property
     def data_dir(self) -> Path:
@@ -43,8 +49,23 @@ class App:
         return Database(self.config.database_url)
 
     @cached_property
+    def changes(self) -> ChangeCounters:
+        return ChangeCounters(self.db)
+
+    def cached(self, counter: str, key: str, load: Callable[[], T]) -> T:
+        """``load()``'s result, kept in this App under ``key`` and loaded again when the
+        change counter ``counter`` moved (:mod:`ie_core.changes`; every write of the data
+        must :func:`~ie_core.changes.bump` it)."""
+        with self._cached_lock:
+            cache = self._cached.get(key)
+            if cache is None:
+                cache = self._cached[key] = Cached(self.changes, counter, load)
+        value: T = cache.get()
+        return value
+
+    @cached_property
     def settings(self) -> RuntimeSettings:
-        return RuntimeSettings(self.db, self.clock)
+        return RuntimeSettings(self.db, self.clock, self.changes)
 
     @cached_property
     def wake_endpoint(self) -> str:

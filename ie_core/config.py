@@ -75,8 +75,8 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("filter", "max_concurrent", int, 20, "Messages processed at once per listener: "
               "each worker process has 2 x this many threads, shared by both listeners' "
               "messages and RCPT checks."),
-    ConfigKey("filter", "workers", int, 1, "Worker processes sharing the listeners (pre-fork); "
-              "each runs filter.max_concurrent messages at once."),
+    ConfigKey("filter", "workers", int, 0, "Worker processes sharing the listeners (pre-fork); "
+              "each runs filter.max_concurrent messages at once. 0: one per CPU core."),
     ConfigKey("ie", "pid_file", str, "", "ie-filterd's pid file (for ie-config reload and "
               "stop); empty: /run/ie/ie-filterd.pid as root, DATA_DIR/ie-filterd.pid "
               "otherwise."),

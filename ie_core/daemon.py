@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ie-filterd: {describe_error(err)}", file=sys.stderr)
         return 2
     try:
-        workers = app.config.get("filter.workers")
+        workers = app.config.get("filter.workers") or os.cpu_count() or 1
         shared = workers > 1 and bool(app.config.get("filter.metrics_listen"))
         metrics.use_directory(app.data_dir / "metrics" if shared else None)  # before forking
         if workers > 1:

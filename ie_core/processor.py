@@ -46,6 +46,7 @@ def analyse(app: App, ctx: MessageContext, stages: Sequence[Stage] | None = None
     """Identify the sender, run the stages and decide.  Never raises: a failure is a
     TEMPFAIL verdict (logged with where it happened)."""
     try:
+        app.changes.refresh()  # cached whitelists, domain map, settings: current from here
         ctx.identity = identify(ctx, app.config.get("identity.auth_header"))
         ctx.identity.account = app.hooks.resolve_account(app, ctx.identity) or "root"
         if stages is None:

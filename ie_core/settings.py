@@ -1,44 +1,42 @@
 """Run-time settings kept in the database (changed by ``ie-cli``, read per message).
 
-Values are JSON.  Reads are cached for ``ttl`` seconds so the hot path does not query the
-database for every message, yet a change applies within that time without a restart.
+Values are JSON.  The whole table is cached per process and read again when its change
+counter moved (:mod:`ie_core.changes`): the hot path does not query it for every message,
+yet a change applies to the next message, in every process and on every node.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ie_core.changes import Cached, ChangeCounters, track
 from ie_core.clock import Clock
 from ie_core.db.models import Setting
 from ie_core.db.session import Database
 
-_MISSING = object()
+COUNTER = "settings"
+track(Setting, COUNTER)
 
 
 class RuntimeSettings:
-    def __init__(self, db: Database, clock: Clock, ttl: float = 2.0) -> None:
+    def __init__(self, db: Database, clock: Clock, counters: ChangeCounters) -> None:
         self._db = db
         self._clock = clock
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
+        self._counters = counters
+        self._values = self._new_cache()
+
+    def _new_cache(self) -> Cached[dict[str, Any]]:
+        return Cached(self._counters, COUNTER, self._load)
+
+    def _load(self) -> dict[str, Any]:
+        with self._db.reading() as s:
+            return {k: v for k, v in s.execute(select(Setting.key, Setting.value))}
 
     def get(self, key: str, default: Any = None) -> Any:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit and now - hit[0] < self._ttl:
-                return default if hit[1] is _MISSING else hit[1]
-        with self._db.session() as s:
-            row = s.get(Setting, key)
-            value = _MISSING if row is None else row.value
-        with self._lock:
-            self._cache[key] = (now, value)
-        return default if value is _MISSING else value
+        return self._values.get().get(key, default)
 
     def set(self, key: str, value: Any, session: Session | None = None) -> None:
         """Store ``value``; ``None`` removes the key so the built-in default applies."""
@@ -47,8 +45,7 @@ class RuntimeSettings:
                 self._write(s, key, value)
         else:
             self._write(session, key, value)
-        with self._lock:
-            self._cache.pop(key, None)
+        self.invalidate()
 
     def _write(self, s: Session, key: str, value: Any) -> None:
         row = s.get(Setting, key)
@@ -62,5 +59,5 @@ class RuntimeSettings:
             row.updated_at = self._clock.now()
 
     def invalidate(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        """Forget the cached values (this process reads them again on the next get)."""
+        self._values = self._new_cache()

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from ie_core import App, ConfigKey, InvalidInput, SenderIdentity, hookimpl
 from ie_core.account_options import AccountOption
+from ie_core.changes import track
 from ie_core.commands import emit, emit_ok, fail, get_app, require_root
 from ie_core.db.models import Account, DomainMap
 from ie_core.identity import domain_of, normalise_address, valid_account, valid_domain
@@ -30,13 +31,21 @@ def _parent_domains(domain: str) -> list[str]:
     return [".".join(parts[i:]) for i in range(len(parts) - 1)]
 
 
+DOMAIN_MAP = "domain_map"
+"""The change counter of the domain map (:mod:`ie_core.changes`)."""
+track(DomainMap, DOMAIN_MAP)
+
+
+def _read_domain_map(app: App) -> dict[str, str]:
+    with app.db.reading() as s:
+        return {d: a for d, a in s.execute(select(DomainMap.domain, DomainMap.account))}
+
+
 def lookup_domain_map(app: App, domain: str) -> str | None:
-    with app.db.session() as s:
-        for candidate in _parent_domains(domain):
-            row = s.get(DomainMap, candidate)
-            if row is not None:
-                return row.account
-    return None
+    """The account of ``domain`` or its nearest mapped parent (the map is cached, read
+    again after a change)."""
+    table = app.cached(DOMAIN_MAP, "accounts.domain_map", lambda: _read_domain_map(app))
+    return next((table[c] for c in _parent_domains(domain) if c in table), None)
 
 
 def parse_userdomains(lines: Iterable[str]) -> dict[str, str]:

@@ -93,3 +93,15 @@ class EventCursor(Base):
 
     consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ChangeCounter(Base):
+    """One counter per kind of read-mostly data (whitelists, the domain map, run-time
+    settings): every write of that data adds one in its own transaction, so a process
+    that cached the data knows, with one read, whether its copy is still current
+    (:mod:`ie_core.changes`)."""
+
+    __tablename__ = "change_counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

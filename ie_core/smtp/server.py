@@ -34,6 +34,7 @@ from ie_core.app import App
 from ie_core.identity import queue_id
 from ie_core.message import MessageContext
 from ie_core.replies import Reply
+from ie_core.smtp.dataread import Unstuffer, receive
 from ie_core.smtp.reinject import DownstreamError, Reinjector
 from ie_core.verdict import Direction
 
@@ -87,8 +88,9 @@ class FilterSession(Session):
 
 
 class FilterSMTP(SMTP):
-    """aiosmtpd's SMTP with enhanced status codes, a session cap, and DATA received into
-    a spool file (in memory up to ``filter.spool_threshold``) instead of a list of lines.
+    """aiosmtpd's SMTP with enhanced status codes, a session cap, and DATA received in
+    bulk (:mod:`.dataread`) into a spool file (in memory up to ``filter.spool_threshold``)
+    instead of a list of lines.
 
     The body is stored exactly as ``original_content`` would hold it: dot-unstuffed,
     line ends as received; the size limit and over-long lines are answered after the
@@ -164,33 +166,28 @@ class FilterSMTP(SMTP):
         await self.push(status)
 
     async def _receive(self, body: IO[bytes]) -> str | None:
-        """Read DATA up to the lone dot into ``body``; a refusal for the end, or None."""
-        limit = self.data_size_limit
-        received, refusal, fragment = 0, None, False
+        """Read DATA up to the lone dot into ``body`` (in bulk, :mod:`.dataread`); a
+        refusal for the end, or None."""
+        unstuffer = Unstuffer(self.data_size_limit or 0, self.line_length_limit)
         pending = bytearray()
-        while self.transport is not None:
-            try:
-                line = await self._reader.readuntil(b"\r\n")
-            except asyncio.CancelledError:
-                self._writer.close()
-                raise
-            except asyncio.LimitOverrunError as err:
-                line = await self._reader.read(err.consumed)
-                refusal = refusal or str(replies.LINE_TOO_LONG)
-            if not fragment and line == b".\r\n":
-                break
-            fragment = not line.endswith(b"\r\n")
-            received += len(line)
-            if limit and received > limit:
-                refusal = refusal or str(replies.TOO_BIG)
-            if refusal is not None:
-                continue  # keep reading to the dot, keep nothing
-            pending += line[1:] if line.startswith(b".") else line
+
+        async def keep(data: bytes) -> None:
+            pending.extend(data)
             if len(pending) >= _FLUSH:
                 await self._spool(body, pending)
-        if refusal is None and pending:
+
+        try:
+            await receive(self._reader, unstuffer, keep)
+        except asyncio.CancelledError:
+            self._writer.close()
+            raise
+        if unstuffer.too_long:
+            return str(replies.LINE_TOO_LONG)
+        if unstuffer.too_big:
+            return str(replies.TOO_BIG)
+        if pending:
             await self._spool(body, pending)
-        return refusal
+        return None
 
     async def _spool(self, body: IO[bytes], pending: bytearray) -> None:
         """Append ``pending`` to ``body`` (and empty it); writes that reach the disk run in

@@ -59,7 +59,7 @@ class BuiltinClassifier:
     def __init__(self, app: App, limits: Limits) -> None:
         self._app = app
         self.limits = limits
-        self._store = TokenStore(app.db)
+        self._store = TokenStore(app.db, app.changes)
 
     def classify(self, raw: bytes, envelope: Envelope | None = None) -> Classification:
         """The envelope is not used: only the message's content is scored.  Until enough

@@ -24,9 +24,15 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ie_core.changes import Cached, ChangeCounters, track
 from ie_core.db import Database
 from ie_plugins.bayes.models import STATE_ROW, BayesMessage, BayesState, BayesToken
 from ie_plugins.bayes.scoring import TokenCounts
+
+COUNTER = "bayes"
+"""The change counter of the classifier's totals (:mod:`ie_core.changes`): a learn changes
+the state row, so the totals are read again."""
+track(BayesState, COUNTER)
 
 CHUNK = 900  # parameters per IN (...) query
 CACHE_LIMIT = 500_000  # token counts kept per process
@@ -65,28 +71,33 @@ def unpack(blob: bytes) -> list[int]:
 
 
 class TokenStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, counters: ChangeCounters | None = None) -> None:
         self._db = db
+        self._totals = None if counters is None else Cached(counters, COUNTER, self._read_totals)
         self._lock = threading.Lock()
         self._cache: dict[int, tuple[int, int]] = {}
         self._cache_revision = -1
 
     # -- reading ------------------------------------------------------------------------
     def totals(self, session: Session | None = None) -> Totals:
+        """The totals (cached when the store was given the change counters)."""
         if session is None:
-            with self._db.session() as s:
-                return self.totals(s)
+            return self._read_totals() if self._totals is None else self._totals.get()
         row = session.get(BayesState, STATE_ROW)
         if row is None:
             return Totals(0, 0, 0)
         return Totals(row.nham, row.nspam, row.revision)
+
+    def _read_totals(self) -> Totals:
+        with self._db.reading() as s:
+            return self.totals(s)
 
     def counts(self, tokens: Iterable[int], totals: Totals) -> dict[int, TokenCounts]:
         """The counts of ``tokens`` (absent tokens are left out); ``totals`` were read just
         before and tag the per-process cache (counts a learn changed in between are newer than
         the tag; the next call reads the new revision and empties the cache)."""
         wanted = set(tokens)
-        with self._db.session() as s:
+        with self._db.reading() as s:
             with self._lock:
                 if totals.revision != self._cache_revision or len(self._cache) > CACHE_LIMIT:
                     self._cache = {}

@@ -25,6 +25,7 @@ from ie_core import (
     hookimpl,
 )
 from ie_core.background import BackgroundService, periodic
+from ie_core.changes import track
 
 from . import actions, cli
 from .hold import blob_store, hold
@@ -50,11 +51,21 @@ def ie_config_keys() -> Sequence[ConfigKey]:
     ]
 
 
+ACCOUNTS = "quarantine_accounts"
+"""The change counter of the accounts' quarantine states (:mod:`ie_core.changes`)."""
+track(QuarantineAccount, ACCOUNTS)
+
+
 def account_blocked(app: App, account: str) -> bool:
-    with app.db.session() as s:
-        state = s.scalar(select(QuarantineAccount.state)
-                         .where(QuarantineAccount.name == account))
-    return state == BLOCK
+    """Whether ``account`` is in state block (the blocked accounts are cached, read
+    again after a change)."""
+    return account in app.cached(ACCOUNTS, "quarantine.blocked", lambda: _blocked(app))
+
+
+def _blocked(app: App) -> frozenset[str]:
+    with app.db.reading() as s:
+        return frozenset(s.scalars(select(QuarantineAccount.name)
+                                   .where(QuarantineAccount.state == BLOCK)))
 
 
 @hookimpl

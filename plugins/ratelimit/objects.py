@@ -78,7 +78,7 @@ def read_ids(app: App, keys: list[ObjectKey]) -> dict[ObjectKey, str]:
 
 def _read(app: App, keys: list[ObjectKey]) -> dict[ObjectKey, tuple[str, str | None]]:
     wanted = {(k.so_type, k.name): k for k in keys}
-    with app.db.session() as s:
+    with app.db.reading() as s:
         rows = s.execute(select(SenderObject.so_type, SenderObject.name, SenderObject.id,
                                 SenderObject.parent_id)
                          .where(tuple_(SenderObject.so_type, SenderObject.name)

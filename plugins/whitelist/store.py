@@ -7,9 +7,15 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 
 from ie_core import App, NotFound
+from ie_core.changes import bump, track
 
 from .addresses import lookup_candidates
 from .models import WhitelistEntry
+
+COUNTER = "whitelist"
+"""The change counter of every whitelist (:mod:`ie_core.changes`): the lists are cached
+per process, whole, and read again after a change."""
+track(WhitelistEntry, COUNTER)
 
 
 def is_listed(app: App, kind: str, address: str) -> bool:
@@ -24,10 +30,8 @@ def matching_entry(app: App, kind: str, address: str) -> str | None:
         candidates = [c for c in candidates if "@" in c]
     if not candidates:
         return None
-    with app.db.session() as s:
-        found = set(s.scalars(select(WhitelistEntry.value).where(
-            WhitelistEntry.kind == kind, WhitelistEntry.value.in_(candidates))))
-    return next((c for c in candidates if c in found), None)
+    listed = app.cached(COUNTER, f"whitelist.{kind}", lambda: frozenset(entries(app, kind)))
+    return next((c for c in candidates if c in listed), None)
 
 
 def listed_among(app: App, kind: str, addresses: Sequence[str]) -> set[str]:
@@ -46,7 +50,7 @@ def listed_among(app: App, kind: str, addresses: Sequence[str]) -> set[str]:
 
 
 def entries(app: App, kind: str) -> list[str]:
-    with app.db.session() as s:
+    with app.db.reading() as s:
         return list(s.scalars(select(WhitelistEntry.value).where(WhitelistEntry.kind == kind)
                               .order_by(WhitelistEntry.value)))
 
@@ -70,3 +74,4 @@ def remove(app: App, kind: str, values: Sequence[str]) -> None:
             raise NotFound(f"not on the {kind} whitelist: {', '.join(missing[:5])}")
         s.execute(delete(WhitelistEntry).where(WhitelistEntry.kind == kind,
                                                WhitelistEntry.value.in_(values)))
+        bump(s, COUNTER)  # a bulk delete: not counted by track()
