@@ -225,3 +225,28 @@ def test_eicar_refused_through_real_postfix_and_dovecot(run_daemon, tmp_path, cl
     finally:
         postfix.stop()
         dovecot.stop()
+
+
+@pytest.mark.mta
+def test_a_signed_file_submitted_through_real_postfix_is_held(tmp_path, clamd):
+    """A logged-in user submits through real Postfix (wired by ie-config enable): the
+    file matching the fixture's own signature is held as ``virus``; the clean message
+    reaches the Internet side."""
+    from tests.fixtures.mta import held_items, ie_config, wait_until
+    from tests.integration.test_mta_postfix import ALICE, new_stack
+
+    with new_stack(tmp_path, {"clamav.enabled": True,
+                              "clamav.address": clamd.unix_address}) as stack:
+        assert ie_config(stack.config, "enable", "--mta", "postfix").returncode == 0
+        stack.postfix.start()
+        stack.postfix.wait_listening(stack.postfix.reinject_port)
+        stack.ie.start()
+        for raw in (mail(PAYLOAD).replace(b"Subject: files", b"Subject: signed"),
+                    mail(b"harmless\n").replace(b"Subject: files", b"Subject: clean")):
+            stack.postfix.submit(raw, ["carol@example.org"], "alice@example.test",
+                                 login=ALICE)
+        assert wait_until(lambda: len(stack.log_rows()) == 2)
+        [got] = stack.internet.wait_for(1, timeout=20)
+        assert b"Subject: clean" in got.data
+        [item] = held_items(stack.config)
+        assert (item["subject"], item["reasons"]) == ("signed", ["virus"])
