@@ -38,7 +38,9 @@ PER_PAGE = 50
 REASONS = ("spam", "winexec", "virus", "unscanned", "ratelimit", "blocked")
 SINCE = {"": "any time", "1h": "last hour", "24h": "last 24 hours", "7d": "last 7 days",
          "30d": "last 30 days"}
-FILTERS = ("account", "reason", "sender", "recipient", "since", "date_from", "date_to")
+FILTERS = ("account", "direction", "reason", "sender", "recipient", "since", "date_from",
+           "date_to")
+DIRECTIONS = {"": "both", "outgoing": "outgoing", "incoming": "incoming"}
 ACTIONS = {"release": "released", "delete": "deleted", "spam": "deleted as spam"}
 VIEWS = ("rendered", "headers", "text")
 
@@ -60,6 +62,8 @@ def _filters(request: Request, viewer: Viewer) -> dict[str, str]:
         given["account"] = ""
     if given["since"] not in SINCE:
         given["since"] = ""
+    if given["direction"] not in DIRECTIONS:
+        given["direction"] = ""
     return given
 
 
@@ -82,6 +86,7 @@ def held_list(request: Request, viewer: Viewer) -> Response:
                 else service(request).releases_left(caller(viewer)))
     return render(request, "quarantine_list.html.j2", items=result["items"], total=total,
                   filters=filters, reasons=REASONS, since_choices=SINCE, page=page,
+                  directions=DIRECTIONS,
                   pages=pages, query=query, releases=releases,
                   here=request.url.path + (f"?{request.url.query}" if request.url.query
                                            else ""),

@@ -256,3 +256,22 @@ def test_the_pages_of_a_disabled_plugin_are_left_out(make_app):
     credentials.set_password(none, "root", ADMIN_PASSWORD)
     r = Browser(none).login("root", ADMIN_PASSWORD)
     assert r.status_code == 404 and "No pages to show" in r.text
+
+
+def test_incoming_holds_are_marked_and_filtered_by_direction(web_app, admin):
+    from ie_core import Action, Direction, Finding, MessageContext, Verdict
+    from ie_plugins.quarantine import ie_hold
+
+    ctx = MessageContext(direction=Direction.INCOMING, raw=spam("inbound"),
+                         mail_from="x@outside.test", rcpt_tos=["alice@hosting.test"],
+                         received_at=web_app.clock.now())
+    ctx.identity.account = "alice"
+    inbound = ie_hold(web_app, ctx, Verdict(Action.QUARANTINE, [Finding(
+        stage="spam", reason="spam", score=30.0, action=Action.QUARANTINE)], 30.0))
+    outbound = hold(web_app, "alice", spam("outbound"))
+    page = admin.get("/quarantine").text
+    assert page.count('<span class="tag in">incoming</span>') == 1
+    only_in = admin.get("/quarantine?direction=incoming").text
+    assert inbound in only_in and outbound not in only_in
+    only_out = admin.get("/quarantine?direction=outgoing").text
+    assert outbound in only_out and inbound not in only_out
