@@ -23,11 +23,8 @@ import pytest
 from ie_core import ManualClock
 from ie_plugins.blocklist import store
 from tests.fixtures import score_plugin
-from tests.fixtures.dovecot import Dovecot, require_dovecot
 from tests.fixtures.postfix import postfix_command
-from tests.fixtures.postfix_incoming import IncomingPostfix, require_postfix
-from tests.fixtures.sink import free_port
-from tests.integration.test_incoming_e2e import ALICE, Stack
+from tests.integration.test_incoming_e2e import ALICE, Stack, incoming_stack
 
 pytestmark = pytest.mark.mta
 
@@ -42,30 +39,10 @@ def scored(subject: str, score: float, sender: str = "someone@outside.test") -> 
 def bands_stack(run_daemon: Callable[..., Any], tmp_path: Path, clock: ManualClock,
                 db_url: str) -> Iterator[Stack]:
     clock.advance(seconds=(datetime.now(UTC) - clock.now()).total_seconds())
-    require_dovecot()
-    require_postfix()
-    dovecot = Dovecot([ALICE]).start()
-    filter_port = free_port()
-    try:
-        postfix = IncomingPostfix(filter_port, dovecot.lmtp_port, ["example.test"]).start()
-    except BaseException:
-        dovecot.stop()
-        raise
-    try:
-        config = tmp_path / "ie.toml"
-        config.write_text(
-            f'[ie]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{db_url}"\n'
-            f'[incoming]\ndovecot_config = "{dovecot.config}"\n'
-            f'dovecot_conf_d = "{dovecot.conf_d}"\nsieve_dir = "{dovecot.root}/sieve"\n'
-            f'learn_spool = "{dovecot.root}/spool"\n'
-            f'[classify]\nincoming_backend = "{score_plugin.NAME}"\n')
-        run_daemon(config=config, db_url=db_url, plugins=[("testscore", score_plugin)], **{
-            "filter.incoming_listen": f"127.0.0.1:{filter_port}",
-            "filter.incoming_reinject": postfix.reinject})
-        yield Stack(dovecot, postfix, config, tmp_path)
-    finally:
-        postfix.stop()
-        dovecot.stop()
+    with incoming_stack(run_daemon, tmp_path, db_url, [ALICE], ["example.test"],
+                        sections=f'[classify]\nincoming_backend = "{score_plugin.NAME}"\n',
+                        plugins=[("testscore", score_plugin)]) as st:
+        yield st
 
 
 def wait_log(stack: Stack, pattern: str, timeout: float = 15) -> str:

@@ -186,33 +186,13 @@ def test_status_names_clamds_version(make_app, clamd):
 def test_eicar_refused_through_real_postfix_and_dovecot(run_daemon, tmp_path, clamd):
     """Internet -> Postfix -> ie-filterd (clamd) -> Postfix -> Dovecot LMTP: the clean
     message reaches the INBOX, the EICAR one is bounced by Postfix with ie's 554."""
-    from tests.fixtures.dovecot import Dovecot, require_dovecot
-    from tests.fixtures.postfix_incoming import IncomingPostfix, require_postfix
     from tests.integration.test_bands_e2e import wait_log
-    from tests.integration.test_incoming_e2e import ALICE, Stack
+    from tests.integration.test_incoming_e2e import ALICE, incoming_stack
 
-    require_dovecot()
-    require_postfix()
-    dovecot = Dovecot([ALICE]).start()
-    filter_port = free_port()
-    try:
-        postfix = IncomingPostfix(filter_port, dovecot.lmtp_port, ["example.test"]).start()
-    except BaseException:
-        dovecot.stop()
-        raise
-    try:
-        config = tmp_path / "ie.toml"
-        config.write_text(
-            f'[ie]\ndata_dir = "{tmp_path / "data"}"\n'
-            f'database_url = "sqlite:///{tmp_path / "ie.db"}"\n'
-            f'[incoming]\ndovecot_config = "{dovecot.config}"\n'
-            f'dovecot_conf_d = "{dovecot.conf_d}"\nsieve_dir = "{dovecot.root}/sieve"\n'
-            f'learn_spool = "{dovecot.root}/spool"\n'
-            f'[clamav]\nenabled = true\naddress = "{clamd.unix_address}"\n')
-        run_daemon(config=config, db_url=f"sqlite:///{tmp_path / 'ie.db'}", **{
-            "filter.incoming_listen": f"127.0.0.1:{filter_port}",
-            "filter.incoming_reinject": postfix.reinject})
-        stack = Stack(dovecot, postfix, config, tmp_path)
+    db_url = f"sqlite:///{tmp_path / 'ie.db'}"
+    with incoming_stack(run_daemon, tmp_path, db_url, [ALICE], ["example.test"],
+                        sections=f'[clamav]\nenabled = true\n'
+                                 f'address = "{clamd.unix_address}"\n') as stack:
         stack.config_cmd("enable-incoming")
         infected = mail(EICAR, "eicar.com").replace(b"Subject: files", b"Subject: infected")
         clean = mail(b"harmless\n").replace(b"Subject: files", b"Subject: clean")
@@ -222,9 +202,6 @@ def test_eicar_refused_through_real_postfix_and_dovecot(run_daemon, tmp_path, cl
         bounced = wait_log(stack, f"554 5.7.1 Virus found: {EICAR_SIGNATURE}")
         assert "status=bounced" in bounced
         assert stack.dovecot.subjects(ALICE, "INBOX") == ["clean"]
-    finally:
-        postfix.stop()
-        dovecot.stop()
 
 
 @pytest.mark.mta

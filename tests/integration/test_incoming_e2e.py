@@ -15,7 +15,8 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -137,6 +138,41 @@ class Stack:
             raise AssertionError(f"{err}\n{self.postfix.log_text()[-3000:]}") from None
 
 
+@contextmanager
+def incoming_stack(run_daemon: Callable[..., Any], tmp_path: Path, db_url: str,
+                   users: list[str], domains: list[str], *, config: Path | None = None,
+                   incoming: str = "", sections: str = "", plugins: Sequence[Any] = (),
+                   **settings: Any) -> Iterator[Stack]:
+    """Internet -> Postfix -> ie-filterd -> Postfix -> Dovecot LMTP for ``users``:
+    the daemon (and ``ie-cli`` through ``config``, default ``tmp_path/ie.toml``) on
+    ``db_url``; ``incoming`` adds lines to the ``[incoming]`` section, ``sections`` whole
+    sections, ``settings`` the daemon's own values."""
+    require_dovecot()
+    require_postfix()
+    dovecot = Dovecot(users).start()
+    filter_port = free_port()
+    try:
+        postfix = IncomingPostfix(filter_port, dovecot.lmtp_port, domains).start()
+    except BaseException:
+        dovecot.stop()
+        raise
+    try:
+        config = config or tmp_path / "ie.toml"
+        config.write_text(
+            f'[ie]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{db_url}"\n'
+            f'[incoming]\ndovecot_config = "{dovecot.config}"\n'
+            f'dovecot_conf_d = "{dovecot.conf_d}"\nsieve_dir = "{dovecot.root}/sieve"\n'
+            f'learn_spool = "{dovecot.root}/spool"\n{incoming}'
+            + sections.replace("{reinject}", postfix.reinject))
+        run_daemon(config=config, db_url=db_url, plugins=list(plugins), **{
+            "filter.incoming_listen": f"127.0.0.1:{filter_port}",
+            "filter.incoming_reinject": postfix.reinject, **settings})
+        yield Stack(dovecot, postfix, config, tmp_path)
+    finally:
+        postfix.stop()
+        dovecot.stop()
+
+
 @pytest.fixture
 def stack(run_daemon: Callable[..., Any], tmp_path: Path, clock: ManualClock,
           db_url: str) -> Iterator[Stack]:
@@ -144,30 +180,9 @@ def stack(run_daemon: Callable[..., Any], tmp_path: Path, clock: ManualClock,
     spool's drain share ``db_url``."""
     # ie-cli (a real clock) reads the daily counts the daemon (the test clock) wrote
     clock.advance(seconds=(datetime.now(UTC) - clock.now()).total_seconds())
-    require_dovecot()
-    require_postfix()
-    dovecot = Dovecot([ALICE, BOB, CAROL]).start()
-    filter_port = free_port()
-    try:
-        postfix = IncomingPostfix(filter_port, dovecot.lmtp_port,
-                                  ["example.test", "other.test"]).start()
-    except BaseException:
-        dovecot.stop()
-        raise
-    try:
-        config = tmp_path / "ie.toml"
-        config.write_text(
-            f'[ie]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{db_url}"\n'
-            f'[incoming]\ndovecot_config = "{dovecot.config}"\n'
-            f'dovecot_conf_d = "{dovecot.conf_d}"\nsieve_dir = "{dovecot.root}/sieve"\n'
-            f'learn_spool = "{dovecot.root}/spool"\nlearn_interval = 0.1\n')
-        run_daemon(config=config, db_url=db_url, **{
-            "filter.incoming_listen": f"127.0.0.1:{filter_port}",
-            "filter.incoming_reinject": postfix.reinject})
-        yield Stack(dovecot, postfix, config, tmp_path)
-    finally:
-        postfix.stop()
-        dovecot.stop()
+    with incoming_stack(run_daemon, tmp_path, db_url, [ALICE, BOB, CAROL],
+                        ["example.test", "other.test"], incoming="learn_interval = 0.1\n") as st:
+        yield st
 
 
 def test_junk_routing_per_recipient_whitelist_forgery_and_stats(stack: Stack) -> None:

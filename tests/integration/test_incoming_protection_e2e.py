@@ -26,9 +26,6 @@ from sqlalchemy import select
 
 from ie_core import App, ManualClock
 from ie_core.db.models import Event as EventRow
-from tests.fixtures.dovecot import Dovecot, require_dovecot
-from tests.fixtures.postfix_incoming import IncomingPostfix, require_postfix
-from tests.fixtures.sink import free_port
 from tests.integration.test_incoming_e2e import (
     ALICE,
     BOB,
@@ -36,6 +33,7 @@ from tests.integration.test_incoming_e2e import (
     Stack,
     _move,
     gtube,
+    incoming_stack,
     message,
 )
 from tests.integration.test_quarantine_daemon import Cli
@@ -52,37 +50,17 @@ def qstack(run_daemon: Callable[..., Any], tmp_path: Path, clock: ManualClock,
     the quarantine's socket in ``public_dir`` for owners' commands; the configuration is
     readable by everybody (``public_dir/ie.toml``)."""
     clock.advance(seconds=(datetime.now(UTC) - clock.now()).total_seconds())
-    require_dovecot()
-    require_postfix()
-    dovecot = Dovecot([ALICE, BOB, CAROL]).start()
-    filter_port = free_port()
-    try:
-        postfix = IncomingPostfix(filter_port, dovecot.lmtp_port,
-                                  ["example.test", "other.test"]).start()
-    except BaseException:
-        dovecot.stop()
-        raise
-    try:
-        socket_path = public_dir / "run" / "cli.sock"
-        config = public_dir / "ie.toml"
-        config.write_text(
-            f'[ie]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{db_url}"\n'
-            f'[filter]\nreinject = "{postfix.reinject}"\n'
-            f'incoming_reinject = "{postfix.reinject}"\n'
-            f'[quarantine]\ncli_socket = "{socket_path}"\n'
-            f'[incoming]\ndovecot_config = "{dovecot.config}"\n'
-            f'dovecot_conf_d = "{dovecot.conf_d}"\nsieve_dir = "{dovecot.root}/sieve"\n'
-            f'learn_spool = "{dovecot.root}/spool"\nlearn_interval = 0.1\n'
-            f'trainers = "{BOB}, %ie-no-such-group"\n')
+    socket_path = public_dir / "run" / "cli.sock"
+    config = public_dir / "ie.toml"
+    with incoming_stack(run_daemon, tmp_path, db_url, [ALICE, BOB, CAROL],
+                        ["example.test", "other.test"], config=config,
+                        incoming=f'learn_interval = 0.1\ntrainers = "{BOB}, %ie-no-such-group"\n',
+                        sections='[filter]\nreinject = "{reinject}"\n'
+                                 'incoming_reinject = "{reinject}"\n'
+                                 f'[quarantine]\ncli_socket = "{socket_path}"\n',
+                        **{"quarantine.cli_socket": str(socket_path)}) as st:
         os.chmod(config, 0o644)
-        run_daemon(config=config, db_url=db_url, **{
-            "filter.incoming_listen": f"127.0.0.1:{filter_port}",
-            "filter.incoming_reinject": postfix.reinject,
-            "quarantine.cli_socket": str(socket_path)})
-        yield Stack(dovecot, postfix, config, tmp_path)
-    finally:
-        postfix.stop()
-        dovecot.stop()
+        yield st
 
 
 def _held(stack: Stack, *args: str) -> list[dict[str, Any]]:
