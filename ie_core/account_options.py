@@ -16,7 +16,9 @@ from ie_core.errors import InvalidInput
 class AccountOption:
     """``name`` becomes ``--name`` on ``accounts edit`` and a field of ``accounts list``.
 
-    ``get(app, account)`` returns the value in force (one of ``choices``);
+    ``get(app, account)`` returns the value in force (one of ``choices``); ``get_many(app,
+    accounts)``, when given, the values of many accounts at once (``accounts list`` of a
+    server with thousands of accounts: one query, not one an account);
     ``set(app, account, value)`` stores a value already checked against ``choices``, or,
     for an option that takes free text (``choices`` empty), already returned by ``parse``
     (which raises :class:`ie_core.InvalidInput` with one line for a bad value).
@@ -30,6 +32,13 @@ class AccountOption:
     parse: Callable[[str], str] | None = None
     metavar: str = ""
     """What ``--name`` takes, for the help, when it is free text (``ADDRESS``)."""
+    get_many: Callable[[App, Sequence[str]], dict[str, str]] | None = None
+
+    def values(self, app: App, accounts: Sequence[str]) -> dict[str, str]:
+        """account -> the value in force, for every one of ``accounts``."""
+        if self.get_many is not None:
+            return self.get_many(app, accounts)
+        return {account: self.get(app, account) for account in accounts}
 
     def check(self, value: str) -> str:
         """``value`` as :meth:`set` takes it; InvalidInput when it is not allowed."""

@@ -17,7 +17,7 @@ Two stages for incoming mail:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -90,6 +90,13 @@ def _get_switch(app: App, account: str) -> str:
     return "off" if account in opted_out(app, [account]) else "on"
 
 
+def _get_switches(app: App, accounts: Sequence[str]) -> dict[str, str]:
+    off = set()
+    for start in range(0, len(accounts), 500):
+        off |= opted_out(app, accounts[start:start + 500])
+    return {a: "off" if a in off else "on" for a in accounts}
+
+
 def _set_switch(app: App, account: str, value: str) -> None:
     with app.db.session() as s:
         row = s.get(IncomingAccount, account)
@@ -103,7 +110,8 @@ def _set_switch(app: App, account: str, value: str) -> None:
 
 ACCOUNT_SWITCH = AccountOption(
     "incoming", ("on", "off"),
-    "filter this account's incoming mail (on) or opt it out (off)", _get_switch, _set_switch)
+    "filter this account's incoming mail (on) or opt it out (off)", _get_switch, _set_switch,
+    get_many=_get_switches)
 
 
 def recipient_account(app: App, address: str) -> str:

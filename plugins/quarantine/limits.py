@@ -84,7 +84,21 @@ def releases_in_last_hour(s: Session, account: str, now: datetime) -> int:
     return int(done or 0) + int(sending or 0)
 
 
-def evicted_in_last_hour(s: Session, account: str, now: datetime) -> int:
-    return int(s.scalar(select(func.count()).select_from(QuarantineLog).where(
-        QuarantineLog.account == account, QuarantineLog.action == EVICTED,
-        QuarantineLog.at > now - HOUR)) or 0)
+def used_bytes_by_account(s: Session, account: str | None = None) -> dict[str, int]:
+    """:func:`used_bytes` of every account (or of ``account``) in one query."""
+    query = (select(HeldMessage.account, func.sum(HeldMessage.size))
+             .where(HeldMessage.state.in_((HELD, RELEASING))).group_by(HeldMessage.account))
+    if account is not None:
+        query = query.where(HeldMessage.account == account)
+    return {name: int(total or 0) for name, total in s.execute(query)}
+
+
+def evicted_by_account(s: Session, now: datetime, account: str | None = None) -> dict[str, int]:
+    """Messages evicted in the last hour, per account (or of ``account``), in one query."""
+    query = (select(QuarantineLog.account, func.count())
+             .where(QuarantineLog.action == EVICTED, QuarantineLog.at > now - HOUR)
+             .group_by(QuarantineLog.account))
+    if account is not None:
+        query = query.where(QuarantineLog.account == account)
+    return {name: int(n) for name, n in s.execute(query)}
+

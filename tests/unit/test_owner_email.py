@@ -47,3 +47,21 @@ def test_the_admins_domain_comes_before_userdomains(make_app, db_url):
 def test_a_bad_address_is_one_clear_error(app, bad):
     with pytest.raises(InvalidInput, match="--owner-email takes an email address"):
         edit(app, "alice", bad)
+
+
+def test_accounts_list_reads_every_accounts_switches_at_once(app):
+    """``accounts list`` asks each option for all its accounts at once (one query, not
+    one an account); the values are those the one-account reads give."""
+    edit(app, "carol", "carol@owner.example")
+    service = QuarantineService(app)
+    try:
+        service.accounts_edit(ROOT, "bob", options={"incoming": "off"})
+        service.accounts_edit(ROOT, "alice", releases_limit=2)
+        rows = {r["name"]: r for r in service.accounts_list(ROOT)["items"]}
+    finally:
+        service.close()
+    assert {n: (r["owner-email"], r["incoming"]) for n, r in rows.items()} == {
+        "alice": ("alice@example.com", "on"), "bob": ("bob@other.org", "off"),
+        "carol": ("carol@owner.example", "on")}
+    for option in app.hooks.account_options():
+        assert option.values(app, sorted(rows)) == {n: option.get(app, n) for n in rows}
