@@ -10,6 +10,7 @@ silent pass.
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 from dataclasses import dataclass
@@ -43,7 +44,8 @@ class Address:
         if text.startswith("/"):
             return cls(path=text)
         host, sep, port = text.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not host or not re.fullmatch(r"[0-9]{1,5}", port) \
+                or not 0 < int(port) < 65536:
             raise ValueError(f"clamd address must be unix:/PATH or HOST:PORT, not {text!r}")
         return cls(host=host.strip("[]"), port=int(port))
 

@@ -13,6 +13,7 @@ by its IMAP internal date (``before``).  Run daily by ie-filterd and by
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ def parse_days(text: str) -> str:
     value = text.strip().lower()
     if value == "default":
         return value
-    if not value.isdigit() or int(value) > MAX_DAYS:
+    if not re.fullmatch(r"[0-9]{1,6}", value) or int(value) > MAX_DAYS:
         raise InvalidInput(f"--junk-retention takes a number of days from 0 to {MAX_DAYS} "
                            f"or default, not {text[:40]!r}")
     return str(int(value))

@@ -35,6 +35,7 @@ from .pages import (
     ie_app,
     redirect,
     render,
+    whole_number,
 )
 
 TIMEFRAMES = {"1h": "last hour", "6h": "last 6 hours", "24h": "last day", "7d": "last week",
@@ -53,7 +54,8 @@ def _query(request: Request) -> dict[str, str]:
         q["since"] = "1h"
     if q["field"] not in SEARCH_FIELDS:
         q["field"] = "account"
-    if not q["page"].isdigit() or not 1 <= int(q["page"]) <= 100_000:
+    page = whole_number(q["page"])
+    if page is None or not 1 <= page <= 100_000:
         q["page"] = "1"
     return q
 
@@ -113,10 +115,11 @@ def set_limit(request: Request, viewer: Viewer) -> Response:
     """``limit`` empty or ``default`` removes the object's own limit."""
     data = form(request)
     text = str(data.get("limit", "")).strip()
+    number = whole_number(text)
     if text in ("", "default"):
         limit = -1
-    elif text.isdigit():
-        limit = int(text)
+    elif number is not None and number >= 0:
+        limit = number
     else:
         raise InvalidInput(f"a limit is a whole number (0: unlimited) or empty for the "
                            f"default, not {text[:40]!r}")

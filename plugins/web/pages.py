@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -181,6 +182,17 @@ any_page = _guard(Audience.ANYONE)
 
 
 # -- forms ---------------------------------------------------------------------------
+_WHOLE = re.compile(r"-?[0-9]{1,18}")
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as a whole number (ASCII digits, an optional minus, at most 18 digits);
+    ``None`` for anything else (``"²"``, ``"1e3"``, ten thousand digits), never an
+    exception."""
+    text = text.strip()
+    return int(text) if _WHOLE.fullmatch(text) else None
+
+
 def form(request: Request) -> FormData:
     """The submitted form of a POST (already read and its CSRF token checked by the
     middleware, so views are plain functions)."""

@@ -32,6 +32,7 @@ from .pages import (
     redirect,
     render,
     web_state,
+    whole_number,
 )
 
 PER_PAGE = 50
@@ -69,7 +70,8 @@ def _filters(request: Request, viewer: Viewer) -> dict[str, str]:
 
 def _page_number(request: Request) -> int:
     raw = request.query_params.get("page", "1")
-    return max(1, int(raw)) if raw.isdigit() and len(raw) < 7 else 1
+    page = whole_number(raw)
+    return page if page is not None and 1 <= page < 10**6 else 1
 
 
 @any_page

@@ -30,6 +30,7 @@ from .pages import (
     ie_app,
     redirect,
     render,
+    whole_number,
 )
 from .quarantine_pages import caller, service
 
@@ -69,9 +70,10 @@ def _number(data: Any, name: str) -> int | None:
     text = str(data.get(name, "")).strip()
     if not text:
         return None
-    if not text.lstrip("-").isdigit():
+    number = whole_number(text)
+    if number is None:
         raise InvalidInput(f"{name.replace('_', ' ')} takes a whole number, not {text[:40]!r}")
-    return int(text)
+    return number
 
 
 @admin_page

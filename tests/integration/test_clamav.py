@@ -227,3 +227,13 @@ def test_a_signed_file_submitted_through_real_postfix_is_held(tmp_path, clamd):
         assert b"Subject: clean" in got.data
         [item] = held_items(stack.config)
         assert (item["subject"], item["reasons"]) == ("signed", ["virus"])
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:²", "127.0.0.1:" + "9" * 5000, "nohost",
+                                     "127.0.0.1:0"])
+def test_a_bad_clamd_address_is_one_configuration_error(make_app, address):
+    from ie_core import ConfigError
+    from ie_plugins.clamav import Settings
+
+    with pytest.raises(ConfigError, match="clamav.address: clamd address must be"):
+        Settings.from_app(make_app(**{"clamav.address": address}))

@@ -190,7 +190,7 @@ def test_trainers_by_name_and_unix_group(make_app):
         assert trainers.report_user(legacy) is None
 
 
-@pytest.mark.parametrize("value", ["ten", "-1", "99999999", "1.5"])
+@pytest.mark.parametrize("value", ["ten", "-1", "99999999", "1.5", "²", "9" * 5000])
 def test_a_bad_junk_retention_is_one_line(make_app, tmp_path, value):
     config = tmp_path / "ie.toml"
     config.write_text(f'[ie]\ndata_dir = "{tmp_path / "data"}"\n')

@@ -94,6 +94,13 @@ def test_search_bad_input_and_owners(web_app, admin):
     r = admin.post("/monitor/limit", {"id": object_id(web_app, "alice"), "so_type": "account",
                                       "limit": "lots"})
     assert r.status_code == 400 and "whole number" in r.text
+    for bad in ("²", "-3", "9" * 5000):
+        r = admin.post("/monitor/limit", {"id": object_id(web_app, "alice"),
+                                          "so_type": "account", "limit": bad})
+        assert r.status_code == 400 and "whole number" in r.text
+    for page in ("²", "9" * 5000, "-1"):
+        assert admin.get(f"/monitor?page={page}").status_code == 200
+        assert admin.get(f"/quarantine?page={page}").status_code == 200
     assert admin.get("/monitor/whitelist?so_type=account&name=alice").status_code == 400
 
     credentials.set_password(web_app, "alice", "owner password 123")
