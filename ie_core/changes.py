@@ -36,6 +36,7 @@ _committed_here = [0]
 
 
 _tracked: dict[type, str] = {}
+_ALL = select(ChangeCounter.name, ChangeCounter.value)
 
 
 def track(model: type, name: str) -> None:
@@ -82,8 +83,8 @@ class ChangeCounters:
     def refresh(self) -> None:
         """Read every counter (one query)."""
         now, here = time.monotonic(), _committed_here[0]
-        with self._db.reading() as s:
-            values = {n: v for n, v in s.execute(select(ChangeCounter.name, ChangeCounter.value))}
+        with self._db.read_connection() as conn:
+            values = {n: v for n, v in conn.execute(_ALL)}
         with self._lock:
             if now >= self._read_at:
                 self._values, self._read_at, self._seen_here = values, now, here

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 
 from ie_core import metrics, rawheaders, replies
 from ie_core.app import App
@@ -30,6 +30,7 @@ SCORE_HEADER = "X-IE-Filter-Score"
 ACTION_HEADER = "X-IE-Filter-Action"
 HITS_HEADER = "X-IE-Filter-Hits"
 ID_HEADER = "X-IE-Filter-Id"
+_LOG_INSERT = insert(MessageLog)
 MAX_EARLIER = 20
 """Earlier log rows of one queue file looked at for a retry (one per transaction the MTA
 split it into)."""
@@ -106,8 +107,8 @@ def duplicate_reply(app: App, ctx: MessageContext) -> Reply | None:
         return None
     since = ctx.received_at - timedelta(seconds=window)
     try:
-        with app.db.reading() as s:
-            rows = s.execute(
+        with app.db.read_connection() as conn:
+            rows = conn.execute(
                 select(MessageLog.id, MessageLog.outcome, MessageLog.mail_from,
                        MessageLog.rcpt_tos)
                 .where(MessageLog.queue_id == ctx.queue_id,
@@ -152,15 +153,15 @@ def record(app: App, ctx: MessageContext, verdict: Verdict, outcome: Outcome,
         len(ctx.rcpt_tos), ",".join(_safe(r) for r in ctx.rcpt_tos[:10]), ctx.size,
         ident.account, verdict.action.value, outcome, ",".join(verdict.reasons) or "-",
         verdict.score, ms)
-    try:
-        with app.db.session() as s:
-            s.add(MessageLog(
-                id=ctx.id, queue_id=ctx.queue_id, direction=ctx.direction.value,
-                received_at=ctx.received_at, mail_from=ctx.mail_from[:320],
-                rcpt_tos=list(ctx.rcpt_tos), size=ctx.size, account=ident.account,
-                domain=ident.domain, sender_email=ident.sender_email, script=ident.script,
-                action=verdict.action.value, outcome=str(outcome), reasons=verdict.reasons,
-                score=verdict.score, duration_ms=ms, digest=ctx.digest))
+    row = {
+        "id": ctx.id, "queue_id": ctx.queue_id, "direction": ctx.direction.value,
+        "received_at": ctx.received_at, "mail_from": ctx.mail_from[:320],
+        "rcpt_tos": list(ctx.rcpt_tos), "size": ctx.size, "account": ident.account,
+        "domain": ident.domain, "sender_email": ident.sender_email, "script": ident.script,
+        "action": verdict.action.value, "outcome": str(outcome), "reasons": verdict.reasons,
+        "score": verdict.score, "duration_ms": ms, "digest": ctx.digest}
+    try:  # in the shared transaction of the messages finishing now (group commit)
+        app.db.group.run(lambda s: s.connection().execute(_LOG_INSERT, row))
     except Exception as err:
         log.error("event=log_write_failed msgid=%s error=%s", ctx.id, err)
     app.hooks.action_taken(app, ctx, verdict, outcome)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from ie_core.db.groupcommit import GroupCommit
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
 log = logging.getLogger("ie.db")
@@ -46,8 +50,8 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
-        self._reader = sessionmaker(self.engine.execution_options(ie_read_only=True),
-                                    expire_on_commit=False)
+        self._read_engine = self.engine.execution_options(ie_read_only=True)
+        self._reader = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -97,7 +101,43 @@ class Database:
             session.rollback()
             session.close()
 
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """What :meth:`reading` is without an ORM session: a connection for Core
+        statements (the per-message lookups, where a session's own cost shows)."""
+        self.check_file()
+        with self._read_engine.connect() as conn:
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+
+    @contextmanager
+    def writer_turn(self) -> Iterator[None]:
+        """Wait for this process's turn to write (SQLite file only; nothing else).
+
+        SQLite's own wait for its write lock sleeps in steps of up to 100 ms, however
+        soon the lock is free; the writers of the message path (one per worker process,
+        :attr:`group`) queue on an ``flock`` beside the database instead, which wakes the
+        next one as soon as the lock is released."""
+        if self._file is None:
+            yield
+            return
+        fd = os.open(f"{self._file}-writer", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    @cached_property
+    def group(self) -> GroupCommit:
+        """The per-message writes' shared transactions (:mod:`ie_core.db.groupcommit`)."""
+        return GroupCommit(self)
+
     def dispose(self) -> None:
+        if "group" in self.__dict__:
+            self.group.close()
         self.engine.dispose()
 
 

@@ -1,0 +1,159 @@
+"""Group commit: concurrent per-message writes share transactions, each caller is told
+only after the commit, a failing piece of work fails alone, locks are taken in order."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from sqlalchemy import event, func, select
+
+from ie_core.db import Database
+from ie_core.db.groupcommit import GroupCommit
+from ie_core.db.models import MessageLog
+
+
+def log_row(message_id: str, app) -> MessageLog:
+    return MessageLog(id=message_id, queue_id=None, direction="outgoing",
+                      received_at=app.clock.now(), mail_from="a@example.com",
+                      rcpt_tos=["b@example.org"], size=1, account="root", action="deliver",
+                      outcome="delivered", reasons=[], score=0.0, duration_ms=1)
+
+
+def rows(db: Database) -> int:
+    with db.reading() as s:
+        return s.scalar(select(func.count()).select_from(MessageLog)) or 0
+
+
+@pytest.fixture
+def db(make_app, db_url):
+    app = make_app(db_url=db_url)
+    return app
+
+
+def test_concurrent_writes_share_transactions_and_all_commit(db):
+    app = db
+    commits = []
+    event.listen(app.db.engine, "commit", lambda conn: commits.append(1))
+    gate = threading.Event()
+
+    def slow(s):  # holds the writer while the others queue behind it
+        gate.wait(5)
+        s.add(log_row(str(uuid.uuid4()), app))
+
+    first = threading.Thread(target=app.db.group.run, args=(slow,))
+    first.start()
+    time.sleep(0.1)
+    ids = [str(uuid.uuid4()) for _ in range(20)]
+    threads = [threading.Thread(target=app.db.group.run,
+                                args=(lambda s, i=i: s.add(log_row(i, app)),))
+               for i in ids]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    gate.set()
+    for t in [first, *threads]:
+        t.join(10)
+    assert rows(app.db) == 21
+    assert len(commits) == 2  # the slow one alone, then the twenty queued together
+
+
+def test_the_caller_returns_only_once_its_write_is_committed(db):
+    app = db
+    message_id = str(uuid.uuid4())
+    result = app.db.group.run(lambda s: (s.add(log_row(message_id, app)), 42)[1])
+    assert result == 42
+    other = Database(app.db.url)  # another connection, as another process would have
+    try:
+        with other.reading() as s:
+            assert s.get(MessageLog, message_id) is not None
+    finally:
+        other.dispose()
+
+
+def test_a_failing_piece_of_work_fails_alone(db):
+    app = db
+    gate = threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def run(name, work):
+        try:
+            outcomes[name] = app.db.group.run(work)
+        except Exception as err:  # noqa: BLE001 - the test looks at it
+            outcomes[name] = err
+
+    def bad(s):
+        s.add(log_row(str(uuid.uuid4()), app))
+        raise ValueError("this one is broken")
+
+    threads = [threading.Thread(target=run, args=("slow", lambda s: (
+        gate.wait(5), s.add(log_row(str(uuid.uuid4()), app)), "slow")[-1]))]
+    threads[0].start()
+    time.sleep(0.1)
+    for name, work in (("a", lambda s: (s.add(log_row(str(uuid.uuid4()), app)), "a")[-1]),
+                       ("bad", bad),
+                       ("b", lambda s: (s.add(log_row(str(uuid.uuid4()), app)), "b")[-1])):
+        t = threading.Thread(target=run, args=(name, work))
+        t.start()
+        threads.append(t)
+    time.sleep(0.3)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert outcomes["slow"] == "slow" and outcomes["a"] == "a" and outcomes["b"] == "b"
+    assert isinstance(outcomes["bad"], ValueError)
+    assert rows(app.db) == 3  # the broken one's row was rolled back
+
+
+def test_a_failed_commit_fails_every_caller_of_the_batch_and_writes_nothing(db):
+    app = db
+
+    def refuse(conn):
+        raise RuntimeError("disk full")
+
+    event.listen(app.db.engine, "commit", refuse)
+    with pytest.raises(RuntimeError, match="disk full"):
+        app.db.group.run(lambda s: s.add(log_row(str(uuid.uuid4()), app)))
+    event.remove(app.db.engine, "commit", refuse)
+    assert rows(app.db) == 0
+    app.db.group.run(lambda s: s.add(log_row(str(uuid.uuid4()), app)))
+    assert rows(app.db) == 1
+
+
+def test_the_rows_of_a_batch_are_locked_once_in_id_order_before_any_work_runs():
+    calls: list[tuple[str, list[str]]] = []
+    db = Database("sqlite://")
+    group = GroupCommit(db)
+    group.register_lock("things", lambda s, ids: calls.append(("lock", ids)))
+    gate = threading.Event()
+    threads = [threading.Thread(target=group.run, args=(lambda s: gate.wait(5),),
+                                kwargs={"locks": {"things": ["m"]}})]
+    threads[0].start()
+    time.sleep(0.1)
+    for ids in (["z", "b"], ["c", "b"], ["a"]):
+        t = threading.Thread(target=group.run, args=(
+            lambda s, ids=ids: calls.append(("work", ids)),), kwargs={"locks": {"things": ids}})
+        t.start()
+        threads.append(t)
+    time.sleep(0.3)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    group.close()
+    db.dispose()
+    assert calls[0] == ("lock", ["m"])
+    assert calls[1] == ("lock", ["a", "b", "c", "z"])
+    assert sorted(c[1] for c in calls[2:]) == [["a"], ["c", "b"], ["z", "b"]]
+    assert all(c[0] == "work" for c in calls[2:])
+
+
+def test_an_unknown_lock_kind_is_refused_before_anything_runs():
+    db = Database("sqlite://")
+    group = GroupCommit(db)
+    ran = []
+    with pytest.raises(KeyError):
+        group.run(lambda s: ran.append(1), locks={"nobody": ["x"]})
+    assert ran == []
+    db.dispose()
