@@ -41,7 +41,7 @@ from . import counter
 from .autorelease import AUTO_RELEASE, AutoReleaser
 from .cli import am
 from .models import QUARANTINED, SENT, WAITING, RateHeld
-from .objects import ensure, object_keys, read_ids
+from .objects import object_keys, read_ids
 from .top import top
 
 STAGE = "ratelimit"
@@ -57,16 +57,16 @@ def check(app: App, ctx: MessageContext) -> Finding | None:
     recipients = counter.distinct_recipients(ctx.rcpt_tos)
     if so_far.action in _NOT_SENT:
         if so_far.action is Action.QUARANTINE and not ctx.dry_run:
-            ids = ensure(app, keys)
-            counter.record(app, ctx.id, ids.values(), QUARANTINED, recipients)
+            ids, _ = counter.counting(app, keys, lambda ids: counter.record(
+                app, ctx.id, ids, QUARANTINED, recipients))
             ctx.data[STAGE] = {"recorded": QUARANTINED, "object_ids": list(ids.values()),
                                "recipients": recipients}
         return None
     if ctx.dry_run:
         over = counter.dry_check(app, keys, read_ids(app, keys), recipients)
     else:
-        ids = ensure(app, keys)
-        over = counter.admit(app, ctx.id, ids, recipients, ctx.identity.account)
+        ids, over = counter.counting(app, keys, lambda ids: counter.admit(
+            app, ctx.id, ids, recipients, ctx.identity.account))
         ctx.data[STAGE] = {"recorded": QUARANTINED if over else SENT,
                            "object_ids": list(ids.values()), "recipients": recipients}
     if not over:
@@ -94,9 +94,9 @@ def ie_action_taken(app: App, ctx: MessageContext, verdict: Verdict, outcome: Ou
     held = outcome.held_id is not None
     if state is None:
         if outcome.left and verdict.bypass is Bypass.ALL:
-            ids = ensure(app, object_keys(ctx.identity))
-            counter.record(app, ctx.id, ids.values(), SENT,
-                           counter.distinct_recipients(ctx.rcpt_tos), counted=False)
+            recipients = counter.distinct_recipients(ctx.rcpt_tos)
+            counter.counting(app, object_keys(ctx.identity), lambda ids: counter.record(
+                app, ctx.id, ids, SENT, recipients, counted=False))
         return
     if state["recorded"] == SENT:
         if held:

@@ -27,7 +27,7 @@ from .counter import (
 )
 from .limits import server_settings
 from .models import RELEASING, SENT, WAITING, RateHeld, SenderObject, SendRecord
-from .objects import ObjectKey
+from .objects import ObjectKey, save
 
 log = logging.getLogger("ie.ratelimit")
 
@@ -84,6 +84,7 @@ def _claim(app: App, held_id: str) -> bool:
             return False
         add_records(s, held_id, rows, now, SENT, held.recipients, counted=True)
         count_sent(rows.values(), held.recipients)
+        save(s, rows.values())
         held.state = RELEASING
         held.claimed_at = now
     return True

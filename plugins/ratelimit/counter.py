@@ -14,12 +14,12 @@ and takes it out of the counters while it is still in the window.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ie_core import App, Clock, metrics
@@ -27,11 +27,31 @@ from ie_core.events import emit
 
 from .limits import MODE_MESSAGES, ServerSettings, effective_limit, is_whitelisted, server_settings
 from .models import QUARANTINED, SENT, SenderObject, SendRecord
-from .objects import ObjectKey, lock
+from .objects import ObjectKey, StaleIds, Window, ensure, forget_ids, lock, place, save
 
 log = logging.getLogger("ie.ratelimit")
 
 WINDOW = timedelta(minutes=60)
+OBJECTS = "ratelimit_objects"
+"""The lock kind of sender-object rows in the shared write transaction."""
+T = TypeVar("T")
+_SENDS = cast(Table, SendRecord.__table__)
+_EXPIRED = (select(func.count(), func.coalesce(func.sum(SendRecord.recipients), 0))
+            .where(SendRecord.object_id == bindparam("oid"),
+                   SendRecord.at > bindparam("since"), SendRecord.at <= bindparam("until"),
+                   SendRecord.outcome == SENT, SendRecord.counted.is_(True)))
+"""Counted sends of one object that left the window between two checks."""
+_IN_WINDOW = (select(func.count(), func.coalesce(func.sum(SendRecord.recipients), 0),
+                     func.min(SendRecord.at))
+              .where(SendRecord.object_id == bindparam("oid"),
+                     SendRecord.at > bindparam("since"),
+                     SendRecord.outcome == SENT, SendRecord.counted.is_(True)))
+"""Counted sends of one object in the window, and the oldest of them."""
+_OLDEST = (select(SendRecord.at)
+           .where(SendRecord.object_id == bindparam("oid"), SendRecord.at > bindparam("since"),
+                  SendRecord.outcome == SENT, SendRecord.counted.is_(True))
+           .order_by(SendRecord.at).limit(1))
+"""The oldest counted send of one object still in the window (a seek in the index)."""
 LIMIT_EXCEEDED = "limit_exceeded"
 """The outbox event when a sender object first goes over its limit in a window; payload:
 object_id, so_type, name, account, limit, used, limit_mode."""
@@ -64,57 +84,44 @@ def distinct_recipients(rcpt_tos: Iterable[str]) -> int:
     return len({r.strip().strip("<>").lower() for r in rcpt_tos})
 
 
-def refresh(s: Session, rows: Iterable[SenderObject], now: datetime) -> None:
+def refresh(s: Session, rows: Iterable[Window], now: datetime) -> None:
     """Bring locked rows' counters to the window ending at ``now``.
 
     A row counted less than an hour ago loses the sends that fell out of the window
-    since (a range of the (object, at) index: only those rows are read); one counted an
-    hour or more ago has nothing left in the window; one never counted (or counted "in
-    the future", a clock that went back) is summed once.
+    since: none while its oldest counted send is still inside (no query), else those
+    of a range of the (object, at) index, and the next oldest is looked up; one counted
+    an hour or more ago has nothing left in the window; one never counted (or counted
+    "in the future", a clock that went back) is summed once.
     """
-    rows = list(rows)
-    full: list[SenderObject] = []
-    partial: list[tuple[SenderObject, datetime]] = []
+    conn = s.connection()
     for row in rows:
-        counted_at = row.window_at
+        counted_at, oldest = row.window_at, row.window_oldest
         if counted_at is None or counted_at > now:
-            full.append(row)
+            n, r, oldest = conn.execute(_IN_WINDOW, {"oid": row.id, "since": now - WINDOW}
+                                        ).one()
+            row.window_messages, row.window_recipients = int(n), int(r)
+            row.window_oldest = oldest or now
         elif counted_at <= now - WINDOW:
             row.window_messages = row.window_recipients = 0
-        elif counted_at < now:
-            partial.append((row, counted_at))
-    if full:
-        summed = window_usage(s, [r.id for r in full], now)
-        for row in full:
-            usage = summed.get(row.id, Usage())
-            row.window_messages, row.window_recipients = usage.messages, usage.recipients
-    if partial:
-        expired = s.execute(
-            select(SendRecord.object_id, func.count(),
-                   func.coalesce(func.sum(SendRecord.recipients), 0))
-            .where(or_(*(and_(SendRecord.object_id == row.id,
-                              SendRecord.at > counted_at - WINDOW,
-                              SendRecord.at <= now - WINDOW)
-                         for row, counted_at in partial)),
-                   SendRecord.outcome == SENT, SendRecord.counted.is_(True))
-            .group_by(SendRecord.object_id)).all()
-        gone = {oid: (int(n), int(r)) for oid, n, r in expired}
-        for row, _ in partial:
-            n, r = gone.get(row.id, (0, 0))
-            row.window_messages = max(0, row.window_messages - n)
-            row.window_recipients = max(0, row.window_recipients - r)
-    for row in rows:
+            row.window_oldest = now
+        elif oldest is None or oldest <= now - WINDOW:
+            n, r = conn.execute(_EXPIRED, {"oid": row.id, "since": counted_at - WINDOW,
+                                           "until": now - WINDOW}).one()
+            row.window_messages = max(0, row.window_messages - int(n))
+            row.window_recipients = max(0, row.window_recipients - int(r))
+            oldest = conn.execute(_OLDEST, {"oid": row.id, "since": now - WINDOW}).scalar()
+            row.window_oldest = oldest or now
         row.window_at = now
 
 
-def count_sent(rows: Iterable[SenderObject], recipients: int) -> None:
+def count_sent(rows: Iterable[Window], recipients: int) -> None:
     """Add one counted send to refreshed rows' counters."""
     for row in rows:
         row.window_messages += 1
         row.window_recipients += recipients
 
 
-def uncount(rows: dict[str, SenderObject], records: Iterable[Any]) -> None:
+def uncount(rows: Mapping[str, Window], records: Iterable[Any]) -> None:
     """Take counted ``sent`` records (object_id, at, recipients) back out of the locked
     rows' counters, those still inside the window the counters describe."""
     for rec in records:
@@ -162,10 +169,11 @@ def whitelisted_keys(app: App, keys: Iterable[ObjectKey]) -> set[tuple[str, str]
 
 def lock_and_check(s: Session, settings: ServerSettings, object_ids: Iterable[str],
                    whitelisted: set[tuple[str, str]], recipients: int,
-                   clock: Clock) -> tuple[dict[str, SenderObject], list[Over], datetime]:
+                   clock: Clock) -> tuple[dict[str, Window], list[Over], datetime]:
     """Lock the objects' rows (until ``s`` ends, see :func:`.objects.lock`) and return
     them with the objects one more message would take over their limit, and the time
-    of the check: read once the locks are held, so the counters only move forward."""
+    of the check: read once the locks are held, so the counters only move forward.
+    The caller changes the rows and :func:`~.objects.save` s them."""
     rows = lock(s, list(object_ids))
     now = clock.now()
     refresh(s, rows.values(), now)
@@ -179,13 +187,18 @@ def admit(app: App, message_id: str, ids: dict[ObjectKey, str], recipients: int,
           account: str) -> list[Over]:
     """Count the message as ``sent`` if every object has room, else as ``quarantined``
     (emitting ``limit_exceeded`` for objects that were not already over).  Returns the
-    objects over their limit (empty: admitted)."""
+    objects over their limit (empty: admitted).
+
+    Runs in the process's shared write transaction (:attr:`Database.group`), which has
+    locked the objects of every message in it in id order before any runs."""
     settings = server_settings(app)
     whitelisted = whitelisted_keys(app, ids)
-    emitted = False
-    with app.db.session() as s:
+
+    def work(s: Session) -> tuple[list[Over], bool]:
+        emitted = False
         rows, over, now = lock_and_check(s, settings, ids.values(), whitelisted, recipients,
                                          app.clock)
+        place(rows, ids)
         outcome = QUARANTINED if over else SENT
         add_records(s, message_id, rows, now, outcome, recipients, counted=True)
         if not over:
@@ -202,6 +215,10 @@ def admit(app: App, message_id: str, ids: dict[ObjectKey, str], recipients: int,
         if not over:
             for row in rows.values():
                 row.limited_at = None
+        save(s, rows.values())
+        return over, emitted
+
+    over, emitted = _shared(app, work, ids.values())
     if emitted:
         app.publisher.wake()
     hits = metrics.counter("ie_send_limit_hits", "Messages held over a send limit, by the "
@@ -209,6 +226,12 @@ def admit(app: App, message_id: str, ids: dict[ObjectKey, str], recipients: int,
     for item in over:
         hits.labels(item.so_type).inc()
     return over
+
+
+def _shared(app: App, work: Callable[[Session], T], object_ids: Iterable[str]) -> T:
+    """``work`` in the shared write transaction, the objects locked first."""
+    app.db.group.register_lock(OBJECTS, lock)
+    return app.db.group.run(work, {OBJECTS: list(object_ids)})
 
 
 def dry_check(app: App, keys: list[ObjectKey], ids: dict[ObjectKey, str],
@@ -230,12 +253,12 @@ def dry_check(app: App, keys: list[ObjectKey], ids: dict[ObjectKey, str],
 
 def add_records(s: Session, message_id: str, object_ids: Iterable[str], at: datetime,
                 outcome: str, recipients: int, counted: bool) -> None:
-    for object_id in object_ids:
-        s.add(SendRecord(object_id=object_id, message_id=message_id, at=at, outcome=outcome,
-                         recipients=recipients, counted=counted))
+    s.connection().execute(insert(_SENDS), [
+        {"object_id": object_id, "message_id": message_id, "at": at, "outcome": outcome,
+         "recipients": recipients, "counted": counted} for object_id in object_ids])
 
 
-def record(app: App, message_id: str, object_ids: Iterable[str], outcome: str,
+def record(app: App, message_id: str, ids: Mapping[ObjectKey, str], outcome: str,
            recipients: int, counted: bool = True) -> None:
     """Record without checking: mail held for other reasons, whitelisted mail.
 
@@ -243,10 +266,26 @@ def record(app: App, message_id: str, object_ids: Iterable[str], outcome: str,
     inserting a send row takes a key-share lock on its object (the foreign key), and key
     shares taken in insertion order would cross another transaction's ``FOR UPDATE`` in
     id order (a deadlock PostgreSQL breaks after a second, with a 451)."""
-    ids = list(object_ids)
-    with app.db.session() as s:
-        lock(s, ids)
-        add_records(s, message_id, ids, app.clock.now(), outcome, recipients, counted)
+    def work(s: Session) -> None:
+        save(s, place(lock(s, ids.values()), ids))
+        add_records(s, message_id, ids.values(), app.clock.now(), outcome, recipients,
+                    counted)
+
+    _shared(app, work, ids.values())
+
+
+def counting(app: App, keys: list[ObjectKey],
+             count: Callable[[dict[ObjectKey, str]], T]) -> tuple[dict[ObjectKey, str], T]:
+    """``count(ids)`` with the keys' object ids (:func:`.objects.ensure`), once more with
+    ids read again when a remembered one turned out stale."""
+    try:
+        ids = ensure(app, keys)
+        return ids, count(ids)
+    except StaleIds as err:
+        log.warning("event=sender_objects_reread error=%s", err)
+        forget_ids(app)
+        ids = ensure(app, keys)
+        return ids, count(ids)
 
 
 def forget(app: App, message_id: str, outcome: str | None = None) -> None:
@@ -276,4 +315,6 @@ def _take_back(s: Session, cond: Any) -> None:
                         .where(cond, SendRecord.outcome == SENT,
                                SendRecord.counted.is_(True))).all()
     if records:
-        uncount(lock(s, [r.object_id for r in records]), records)
+        rows = lock(s, [r.object_id for r in records])
+        uncount(rows, records)
+        save(s, rows.values())

@@ -33,7 +33,9 @@ class SenderObject(Base):
     their recipients in the 60 minutes before ``window_at``: kept up to date under the
     row's lock (a send adds, a send that did not leave or that fell out of the window
     takes away), so checking a limit never sums the hour's rows (``None``: not counted
-    yet, the next check sums them once)."""
+    yet, the next check sums them once).  No counted send in that window is older than
+    ``window_oldest`` (``None``: not known): while it is inside the window, nothing can
+    have left it and the check reads no send rows at all."""
 
     __tablename__ = "ratelimit_objects"
     __table_args__ = (UniqueConstraint("so_type", "name"),)
@@ -48,6 +50,7 @@ class SenderObject(Base):
     window_messages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     window_recipients: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     window_at: Mapped[datetime | None]
+    window_oldest: Mapped[datetime | None]
 
 
 class SendRecord(Base):

@@ -217,6 +217,28 @@ def test_sender_objects_have_stable_ids_and_parents(app):
     assert all(str(uuid.UUID(i)) == i for i in first.values())
 
 
+def test_a_domain_moved_to_another_account_follows_it_and_counts_there(app):
+    with app.db.session() as s:
+        s.add(Account(name="carol", created_at=app.clock.now()))
+    assert send(app).action is Action.DELIVER
+    alice = obj(app, "account", "alice")
+    assert obj(app, "domain", "example.com").parent_id == alice.id
+    with app.db.session() as s:  # the admin moves the domain (the ORM write bumps the map)
+        s.get(DomainMap, "example.com").account = "carol"
+    assert send(app).action is Action.DELIVER
+    carol = obj(app, "account", "carol")
+    assert obj(app, "domain", "example.com").parent_id == carol.id
+    assert (carol.window_messages, alice.window_messages) == (1, 1)
+
+
+def test_a_sender_object_deleted_by_hand_is_created_again(app):
+    assert send(app).action is Action.DELIVER
+    with app.db.session() as s:
+        s.delete(obj(app, "sender_email", "bob@example.com"))
+    assert send(app).action is Action.DELIVER
+    assert obj(app, "sender_email", "bob@example.com").window_messages == 1
+
+
 def test_concurrent_checks_never_admit_more_than_the_limit(app):
     save_server_settings(app, {"sender_email": 10})
     keys = object_keys(SenderIdentity(account="alice", domain="example.com",

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ie_plugins.ratelimit import counter
 from ie_plugins.ratelimit.autorelease import prune
 from ie_plugins.ratelimit.models import QUARANTINED, SenderObject
-from ie_plugins.ratelimit.objects import ObjectKey, ensure, lock
+from ie_plugins.ratelimit.objects import ObjectKey, ensure, lock, save
 
 KEYS = [ObjectKey("account", "acme"), ObjectKey("sender_email", "a@acme.example"),
         ObjectKey("sender_email", "b@acme.example")]
@@ -25,6 +25,7 @@ def counters_and_sums(app) -> dict[str, tuple[tuple[int, int], tuple[int, int]]]
         ids = list(s.scalars(select(SenderObject.id)))
         rows = lock(s, ids)
         counter.refresh(s, rows.values(), now)
+        save(s, rows.values())
         summed = counter.window_usage(s, ids, now)
         return {oid: ((r.window_messages, r.window_recipients),
                       (summed.get(oid, counter.Usage()).messages,
@@ -47,6 +48,7 @@ def test_counters_equal_the_window_sum_through_everything(make_app, db_url):
                                                       chosen, set(), 1 + step % 3, app.clock)
                 counter.add_records(s, message, rows, now, counter.SENT, 1 + step % 3, True)
                 counter.count_sent(rows.values(), 1 + step % 3)
+                save(s, rows.values())
             sent.append(message)
         elif move < 0.65 and sent:
             counter.forget(app, sent.pop(rng.randrange(len(sent))))  # did not leave
@@ -84,6 +86,7 @@ def test_pruning_keeps_what_a_counter_still_has_to_take_away(make_app, db_url):
                                               app.clock)
         counter.add_records(s, "m", rows, now, counter.SENT, 1, True)
         counter.count_sent(rows.values(), 1)
+        save(s, rows.values())
     app.clock.advance(minutes=50)
     assert {c for c, _ in counters_and_sums(app).values()} == {(1, 1)}  # counted at +50
     app.clock.advance(minutes=20)  # the send left the window 10 minutes ago
