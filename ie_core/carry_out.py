@@ -1,7 +1,7 @@
 """A message's life after DATA, and the one place where a verdict becomes an action.
 
 :func:`process` is what the SMTP listener calls for each message: an MTA's retry of a
-message already done is answered from the log (:func:`ie_core.processor.duplicate_reply`),
+message already done is answered from the log (:func:`ie_core.processor.look_up`),
 anything else is analysed (the phases, :mod:`ie_core.pipeline`), carried out
 (:func:`carry_out`), logged and observed (:func:`ie_core.processor.record`).
 
@@ -31,10 +31,10 @@ def process(app: App, ctx: MessageContext, reinjector: Reinjector) -> Reply:
     """Everything between the end of DATA and the reply; never raises."""
     started = time.monotonic()
     try:
-        duplicate = processor.duplicate_reply(app, ctx)
+        duplicate, refreshed = processor.look_up(app, ctx)
         if duplicate is not None:
             return duplicate
-        verdict = processor.analyse(app, ctx)
+        verdict = processor.analyse(app, ctx, refreshed=refreshed)
         reply, outcome = carry_out(app, ctx, verdict, reinjector)
     except Exception as err:
         log.exception("event=process_error msgid=%s error=%s", ctx.id, type(err).__name__)

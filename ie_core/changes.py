@@ -25,6 +25,7 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import event, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ie_core.db.models import ChangeCounter
@@ -80,10 +81,13 @@ class ChangeCounters:
         self._seen_here = -1
         self._lock = threading.Lock()
 
-    def refresh(self) -> None:
-        """Read every counter (one query)."""
+    def refresh(self, conn: Connection | None = None) -> None:
+        """Read every counter (one query; on ``conn`` when given)."""
         now, here = time.monotonic(), _committed_here[0]
-        with self._db.read_connection() as conn:
+        if conn is None:
+            with self._db.read_connection() as own:
+                values = {n: v for n, v in own.execute(_ALL)}
+        else:
             values = {n: v for n, v in conn.execute(_ALL)}
         with self._lock:
             if now >= self._read_at:

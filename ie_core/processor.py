@@ -12,7 +12,8 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy.engine import Connection
 
 from ie_core import metrics, rawheaders, replies
 from ie_core.app import App
@@ -34,6 +35,15 @@ _LOG_INSERT = insert(MessageLog)
 MAX_EARLIER = 20
 """Earlier log rows of one queue file looked at for a retry (one per transaction the MTA
 split it into)."""
+_EARLIER = (
+    select(MessageLog.id, MessageLog.outcome, MessageLog.mail_from, MessageLog.rcpt_tos)
+    .where(MessageLog.queue_id == bindparam("queue_id"),
+           MessageLog.digest == bindparam("digest"),
+           MessageLog.direction == bindparam("direction"),
+           MessageLog.received_at >= bindparam("since"),
+           or_(MessageLog.outcome == Result.DELIVERED.value,
+               MessageLog.outcome.like(f"{Result.HELD.value}:%")))
+    .order_by(MessageLog.received_at.desc()).limit(MAX_EARLIER))
 
 
 def is_forgeable(direction: Direction, name: str) -> bool:
@@ -43,11 +53,14 @@ def is_forgeable(direction: Direction, name: str) -> bool:
     return direction is Direction.INCOMING and name.startswith("x-spam")
 
 
-def analyse(app: App, ctx: MessageContext, stages: Sequence[Stage] | None = None) -> Verdict:
+def analyse(app: App, ctx: MessageContext, stages: Sequence[Stage] | None = None,
+            refreshed: bool = False) -> Verdict:
     """Identify the sender, run the stages and decide.  Never raises: a failure is a
-    TEMPFAIL verdict (logged with where it happened)."""
+    TEMPFAIL verdict (logged with where it happened).  ``refreshed``: the caller read
+    the change counters for this message already (:func:`look_up`)."""
     try:
-        app.changes.refresh()  # cached whitelists, domain map, settings: current from here
+        if not refreshed:  # cached whitelists, domain map, settings: current from here
+            app.changes.refresh()
         ctx.identity = identify(ctx, app.config.get("identity.auth_header"))
         ctx.identity.account = app.hooks.resolve_account(app, ctx.identity) or "root"
         if stages is None:
@@ -90,7 +103,22 @@ def hold(app: App, ctx: MessageContext, verdict: Verdict) -> str:
     return held_id
 
 
-def duplicate_reply(app: App, ctx: MessageContext) -> Reply | None:
+def look_up(app: App, ctx: MessageContext) -> tuple[Reply | None, bool]:
+    """What a message reads before its analysis, on one connection: the change counters
+    (:meth:`~ie_core.changes.ChangeCounters.refresh`) and an earlier log row of the same
+    queue file (:func:`duplicate_reply`).  Returns the duplicate's reply (or ``None``) and
+    whether the counters were read (when not, :func:`analyse` reads them, and reports a
+    failure)."""
+    try:
+        with app.db.read_connection() as conn:
+            app.changes.refresh(conn)
+            return duplicate_reply(app, ctx, conn), True
+    except Exception as err:
+        log.warning("event=lookup_failed msgid=%s error=%s", ctx.id, type(err).__name__)
+        return None, False
+
+
+def duplicate_reply(app: App, ctx: MessageContext, conn: Connection) -> Reply | None:
     """The reply for an MTA retry of a message ie already delivered or held, else ``None``.
 
     After a crash between the downstream's (or the quarantine's) commit and ie's 250, the
@@ -105,19 +133,10 @@ def duplicate_reply(app: App, ctx: MessageContext) -> Reply | None:
     window = app.config.get("filter.duplicate_window")
     if not ctx.queue_id or window <= 0:
         return None
-    since = ctx.received_at - timedelta(seconds=window)
     try:
-        with app.db.read_connection() as conn:
-            rows = conn.execute(
-                select(MessageLog.id, MessageLog.outcome, MessageLog.mail_from,
-                       MessageLog.rcpt_tos)
-                .where(MessageLog.queue_id == ctx.queue_id,
-                       MessageLog.digest == ctx.digest,
-                       MessageLog.direction == ctx.direction.value,
-                       MessageLog.received_at >= since,
-                       or_(MessageLog.outcome == Result.DELIVERED.value,
-                           MessageLog.outcome.like(f"{Result.HELD.value}:%")))
-                .order_by(MessageLog.received_at.desc()).limit(MAX_EARLIER)).all()
+        rows = conn.execute(_EARLIER, {
+            "queue_id": ctx.queue_id, "digest": ctx.digest, "direction": ctx.direction.value,
+            "since": ctx.received_at - timedelta(seconds=window)}).all()
     except Exception as err:
         log.warning("event=duplicate_check_failed msgid=%s error=%s", ctx.id,
                     type(err).__name__)
