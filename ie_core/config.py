@@ -65,6 +65,8 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("filter", "duplicate_window", float, 86400.0, "Seconds during which a message "
               "the MTA hands over again (same queue id, same bytes) after ie delivered or "
               "held it is answered 250 without being sent or held again; 0 turns this off."),
+    ConfigKey("filter", "log_keep_days", int, 90, "Days the message log (statistics, the "
+              "Activity Monitor's history) keeps a row; never less than the duplicate window."),
     ConfigKey("filter", "reinject_idle", float, 30.0, "Seconds an idle reinjection connection "
               "is kept open for reuse."),
     ConfigKey("filter", "reinject_max_per_connection", int, 10, "Messages one reinjection "

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ie_core import events, metrics, metrics_http, pidfile
+from ie_core import events, message_log, metrics, metrics_http, pidfile
 from ie_core.app import App, create_app
 from ie_core.background import BackgroundService, Runner, Scope
 from ie_core.config import parse_hostport
@@ -172,12 +172,14 @@ async def run(app: App, sockets: dict[Direction, socket.socket] | None = None,
 def services(app: App, scopes: tuple[Scope, ...],
              metrics_socket: socket.socket | None) -> list[BackgroundService]:
     """The plugins' background services and, in a process that runs ``DAEMON`` ones,
-    core's own: the event observers' dispatch (when a plugin observes events) and the
-    monitoring endpoint on ``metrics_socket`` (``None``: off).  Core's are declared only
+    core's own: the event observers' dispatch (when a plugin observes events), the
+    monitoring endpoint on ``metrics_socket`` (``None``: off) and the message log's
+    pruning.  Core's are declared only
     there because declaring the dispatch places its cursor in the database."""
     declared = app.hooks.background(app)
     if Scope.DAEMON in scopes:
-        core = [events.observers_service(app), metrics_http.service(app, metrics_socket)]
+        core = [events.observers_service(app), metrics_http.service(app, metrics_socket),
+                message_log.prune_service(app)]
         declared += [s for s in core if s is not None]
     return declared
 
