@@ -13,6 +13,8 @@ concurrency in turn.  ``--base DIR --repeats N`` compares this tree with another
 tree of ie (for example ``git archive main`` unpacked in DIR, with the ``ie_core``/
 ``ie_plugins``/``ie_migrations``/``ie_cli``/``ie_sieve`` package names as symbolic links
 there, run through ``PYTHONPATH``): N interleaved pairs per concurrency, medians printed.
+``--tree DIR`` runs such an unpacked tree as "this tree" (so that editing the checkout
+during a long run changes nothing).
 
 A bare aiosmtpd relay (accept, send on over a pooled connection, no checks) runs in
 the same way before each pair, unless ``--no-bare``; "x bare CPU" is the CPU per message
@@ -272,6 +274,9 @@ def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--base", metavar="DIR",
                         help="another source tree of ie to compare with (see above)")
+    parser.add_argument("--tree", metavar="DIR",
+                        help="an unpacked source tree to run as 'this tree' (default: "
+                             "this checkout)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="interleaved runs per concurrency (medians printed)")
     parser.add_argument("--compare-metrics", type=int, default=0, metavar="REPEATS",
@@ -298,8 +303,8 @@ def main() -> None:
         compare_metrics(messages, args.messages, concurrencies[0], args.compare_metrics,
                         args.workers)
         return
-    trees: dict[str, str | None] = {"this tree": None} if not args.base else {
-        "base": args.base, "this tree": None}
+    trees: dict[str, str | None] = {"this tree": args.tree} if not args.base else {
+        "base": args.base, "this tree": args.tree}
     print("| server | clients | msgs/s | p50 ms | p99 ms | CPU ms/msg | x bare CPU | RSS MiB "
           "| refused |")
     print("|---|---|---|---|---|---|---|---|---|")
