@@ -8,30 +8,41 @@ are one line each too (``IE_DEBUG=1`` shows the tracebacks).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
-from ie_core.app import App, create_app
 from ie_core.commands import CliState, print_error
-from ie_core.db import describe_error
 from ie_core.errors import IeError
+
+if TYPE_CHECKING:
+    from ie_core.app import App
 
 
 class IeGroup(click.Group):
     """A click group whose errors are one line, never a traceback."""
 
     def __init__(self, *args: Any, plugin_commands: Callable[[App], list[click.Command]]
-                 | None = None, **kwargs: Any) -> None:
+                 | None = None, lazy_commands: Mapping[str, str] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._plugin_commands = plugin_commands
+        self._lazy = dict(lazy_commands or {})
         self._loaded = False
         self._load_error: Exception | None = None
+
+    def _load_lazy(self, name: str) -> None:
+        """Import a core command named in ``lazy_commands`` ("module:attribute") when it
+        is first asked for: a command that needs none of them starts without them."""
+        target = self._lazy.pop(name, None)
+        if target is not None:
+            module, attribute = target.split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
 
     def _load_plugin_commands(self, ctx: click.Context) -> None:
         if self._loaded or self._plugin_commands is None:
@@ -47,10 +58,13 @@ class IeGroup(click.Group):
                 self.add_command(cmd)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        for name in list(self._lazy):
+            self._load_lazy(name)
         self._load_plugin_commands(ctx)
         return super().list_commands(ctx)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        self._load_lazy(name)
         cmd = super().get_command(ctx, name)
         if cmd is None:
             self._load_plugin_commands(ctx)
@@ -81,18 +95,32 @@ class IeGroup(click.Group):
             return e.exit_code if e.exit_code else 2
         except IeError as e:
             message = str(e)
-        except SQLAlchemyError as e:
-            message = describe_error(e)
         except BrokenPipeError:
             return 1
         except Exception as e:  # a bug: still one line unless asked for the traceback
-            if debugging():
+            database = database_error(e)
+            if database is not None:
+                message = database
+            elif debugging():
                 raise
-            message = f"internal error: {type(e).__name__}: {e}"
+            else:
+                message = f"internal error: {type(e).__name__}: {e}"
         else:
             return code if isinstance(code, int) else 0
         print_error(prog, message)
         return 1
+
+
+def database_error(err: BaseException) -> str | None:
+    """The one line for a database error, ``None`` for any other.  SQLAlchemy is only
+    looked at when something loaded it (a command that never touched the database
+    cannot have raised its errors), so commands that need none start quicker."""
+    exc = sys.modules.get("sqlalchemy.exc")
+    if exc is None or not isinstance(err, exc.SQLAlchemyError):
+        return None
+    from ie_core.db import describe_error
+
+    return describe_error(err)
 
 
 def debugging() -> bool:
@@ -136,8 +164,9 @@ class _OneLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = record.getMessage()
         err = record.exc_info[1] if record.exc_info else None
-        if isinstance(err, SQLAlchemyError):
-            text += f" ({describe_error(err)})"
+        database = database_error(err) if err is not None else None
+        if database is not None:
+            text += f" ({database})"
         elif err is not None:
             text += f" ({type(err).__name__}: {err})"
         return " ".join(f"{self._prog}: {record.levelname.lower()}: {text}".split())
@@ -154,6 +183,8 @@ def _state(ctx: click.Context) -> CliState:
 
 
 def _make_app(config: str | None, overrides: dict[str, object] | None) -> App:
+    from ie_core.app import create_app
+
     return create_app(config, overrides=overrides)
 
 

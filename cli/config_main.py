@@ -5,14 +5,13 @@ from __future__ import annotations
 import click
 
 from ie_cli.base import IeGroup, setup_state
-from ie_cli.service import reload, stop
-from ie_cli.status import status
 from ie_cli.version import version
 from ie_core.commands import emit_ok, get_app
-from ie_core.db import migrate
 
 
 @click.group(cls=IeGroup, plugin_commands=lambda app: app.hooks.config_commands(app),
+             lazy_commands={"status": "ie_cli.status:status",
+                            "reload": "ie_cli.service:reload", "stop": "ie_cli.service:stop"},
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", envvar="IE_CONFIG", help="configuration file (default /etc/ie/ie.toml)")
 @click.option("--data-dir", help="override ie.data_dir")
@@ -30,6 +29,8 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create the schema or bring it to the current version."""
+    from ie_core.db import migrate
+
     app = get_app()
     migrate.upgrade(app.db, hooks=app.hooks)
     emit_ok()
@@ -39,12 +40,11 @@ def db_upgrade() -> None:
 def db_check() -> None:
     """Exit non-zero unless the schema is current (the heads of core and of every loaded
     plugin applied)."""
+    from ie_core.db import migrate
+
     app = get_app()
     migrate.check(app.db, hooks=app.hooks)
     click.echo("schema is current: " + ", ".join(sorted(migrate.current_heads(app.db))))
 
 
-ie_config.add_command(status)
-ie_config.add_command(reload)
-ie_config.add_command(stop)
 ie_config.add_command(version)

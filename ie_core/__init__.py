@@ -16,29 +16,64 @@ plugin updates) and ``ie_core.pidfile`` (the running ie-filterd).  The core neve
 a plugin.
 """
 
-import pluggy
+from typing import TYPE_CHECKING, Any
 
-from ie_core.app import App, create_app
-from ie_core.clock import Clock, ManualClock, SystemClock
-from ie_core.config import ConfigKey
-from ie_core.errors import (
-                            ConfigError,
-                            IeError,
-                            InvalidInput,
-                            NotFound,
-                            PermissionDenied,
-                            SchemaBehindError,
-)
-from ie_core.message import MessageContext, SenderIdentity
-from ie_core.replies import Reply
-from ie_core.stages import Phase, Stage
-from ie_core.status import StatusItem
-from ie_core.verdict import Action, Bypass, Direction, Finding, Outcome, Result, Verdict
+if TYPE_CHECKING:
+    import pluggy
+
+    from ie_core.app import App, create_app
+    from ie_core.clock import Clock, ManualClock, SystemClock
+    from ie_core.config import ConfigKey
+    from ie_core.errors import (
+                                ConfigError,
+                                IeError,
+                                InvalidInput,
+                                NotFound,
+                                PermissionDenied,
+                                SchemaBehindError,
+    )
+    from ie_core.message import MessageContext, SenderIdentity
+    from ie_core.replies import Reply
+    from ie_core.stages import Phase, Stage
+    from ie_core.status import StatusItem
+    from ie_core.verdict import Action, Bypass, Direction, Finding, Outcome, Result, Verdict
+
+    hookimpl: pluggy.HookimplMarker
 
 __version__ = "0.1.0"
 
-hookimpl = pluggy.HookimplMarker("ie")
-"""Marker for hook implementations: ``@hookimpl def ie_stages(app): ...``."""
+_LAZY = {
+    **dict.fromkeys(("App", "create_app"), "ie_core.app"),
+    **dict.fromkeys(("Clock", "ManualClock", "SystemClock"), "ie_core.clock"),
+    "ConfigKey": "ie_core.config",
+    **dict.fromkeys(("ConfigError", "IeError", "InvalidInput", "NotFound", "PermissionDenied",
+                     "SchemaBehindError"), "ie_core.errors"),
+    **dict.fromkeys(("MessageContext", "SenderIdentity"), "ie_core.message"),
+    "Reply": "ie_core.replies",
+    **dict.fromkeys(("Phase", "Stage"), "ie_core.stages"),
+    "StatusItem": "ie_core.status",
+    **dict.fromkeys(("Action", "Bypass", "Direction", "Finding", "Outcome", "Result",
+                     "Verdict"), "ie_core.verdict"),
+}
+"""The public names, each imported on first use: a command that needs none of them
+(``ie-cli version``) starts without SQLAlchemy, the email package or pluggy."""
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name == "hookimpl":
+        import pluggy
+
+        # the marker for hook implementations: ``@hookimpl def ie_stages(app): ...``
+        value: Any = pluggy.HookimplMarker("ie")
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'ie_core' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
 
 PUBLIC_MODULES = frozenset({
     "ie_core", "ie_core.db", "ie_core.db.models", "ie_core.db.migrate", "ie_core.events",

@@ -10,12 +10,14 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from ie_core.app import App
 from ie_core.errors import PermissionDenied
+
+if TYPE_CHECKING:
+    from ie_core.app import App
 
 
 class CliState:
