@@ -3,7 +3,8 @@
 Starts a real ``ie-filterd`` (subprocess, SQLite in a temporary data directory, the
 default plugins and pipeline) whose reinjection goes to an aiosmtpd sink that only counts
 bytes, sends ``--clients`` messages of ``--size`` bytes at once, and prints the daemon's
-peak RSS (``VmHWM``), how many messages were accepted and how long it took.
+peak RSS (``VmHWM`` of its largest process: with several workers, a worker), how many
+messages were accepted and how long it took.
 
     python bench/memory.py --clients 16 --size 51000000
 """
@@ -56,10 +57,16 @@ def message(size: int, index: int) -> bytes:
 
 
 def peak_rss_kib(pid: int) -> int:
+    """The largest peak RSS (``VmHWM``) of the process and its children (with several
+    workers the messages are in the workers, not in the parent)."""
+    peak = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
+            peak = int(line.split()[1])
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            peak = max(peak, peak_rss_kib(int(child)))
+    return peak
 
 
 def main() -> None:
@@ -107,7 +114,8 @@ def main() -> None:
     accepted = replies.count("250")
     print(f"clients={args.clients} size={args.size} accepted={accepted} "
           f"delivered={len(handler.sizes)} seconds={elapsed:.1f}")
-    print(f"rss_idle_mib={before / 1024:.0f} peak_rss_mib={peak / 1024:.0f}")
+    print(f"rss_idle_mib={before / 1024:.0f} peak_rss_mib={peak / 1024:.0f} "
+          f"growth_per_message_size={(peak - before) * 1024 / args.size:.2f}")
     for r in sorted(set(replies) - {"250"}):
         print("failure:", r)
 

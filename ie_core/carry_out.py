@@ -52,7 +52,7 @@ def carry_out(app: App, ctx: MessageContext, verdict: Verdict,
     if action in (Action.DELIVER, Action.JUNK) and ctx.held_groups():
         return _deliver_and_hold(app, ctx, verdict, reinjector)
     if action in (Action.DELIVER, Action.JUNK):
-        reply = _deliver(reinjector, ctx, processor.delivery_bytes(ctx, verdict))
+        reply = _deliver(reinjector, ctx, processor.delivery_parts(ctx, verdict))
         if reply.ok:
             return reply, Outcome(Result.DELIVERED)
         if reply.permanent:
@@ -94,7 +94,7 @@ def _deliver_and_hold(app: App, ctx: MessageContext, verdict: Verdict,
     """
     delivered = bool(ctx.delivery_groups())
     if delivered:
-        reply = _deliver(reinjector, ctx, processor.delivery_bytes(ctx, verdict))
+        reply = _deliver(reinjector, ctx, processor.delivery_parts(ctx, verdict))
         if not reply.ok:
             return reply, Outcome(Result.REJECTED_DOWNSTREAM if reply.permanent
                                   else Result.TEMPFAILED_DOWNSTREAM)
@@ -116,11 +116,12 @@ def _deliver_and_hold(app: App, ctx: MessageContext, verdict: Verdict,
     return replies.held(",".join(held_ids)), Outcome.held(held_ids[0])
 
 
-def _deliver(reinjector: Reinjector, ctx: MessageContext, data: bytes) -> Reply:
+def _deliver(reinjector: Reinjector, ctx: MessageContext,
+             message: tuple[bytes, memoryview]) -> Reply:
     """Deliver downstream, counting the reply's class (or why none came) and the time
     it took."""
     started = time.monotonic()
-    reply = delivery.deliver(reinjector, ctx, data)
+    reply = delivery.deliver(reinjector, ctx, *message)
     figures, direction = metrics.get(), ctx.direction.value
     failure = replies.NO_ANSWER.get(reply)
     if failure is None:

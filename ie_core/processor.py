@@ -80,11 +80,16 @@ def analyse(app: App, ctx: MessageContext, stages: Sequence[Stage] | None = None
     return verdict
 
 
-def delivery_bytes(ctx: MessageContext, verdict: Verdict) -> bytes:
-    """The message as it leaves: forged copies of our headers removed, the stages'
-    header changes made, ours on top."""
+def delivery_parts(ctx: MessageContext, verdict: Verdict) -> tuple[bytes, memoryview]:
+    """The message as it leaves, as its header block (up to and including the blank
+    line) and its body: forged copies of our headers removed, the stages' header changes
+    made, ours on top.  Only the header block is rewritten; the body is a view of
+    :attr:`~MessageContext.raw`, so a large message is never copied."""
+    raw = ctx.raw
+    end = rawheaders.header_end(raw)
+    blank = 2 if raw[end:end + 2] == b"\r\n" else 1 if raw[end:end + 1] == b"\n" else 0
     clean = ctx.header_changes.apply(
-        rawheaders.remove(ctx.raw, lambda n: is_forgeable(ctx.direction, n)))
+        rawheaders.remove(raw[:end + blank], lambda n: is_forgeable(ctx.direction, n)))
     headers = [
         (ID_HEADER, ctx.id),
         (SCORE_HEADER, f"{verdict.score:.2f}"),
@@ -92,7 +97,13 @@ def delivery_bytes(ctx: MessageContext, verdict: Verdict) -> bytes:
     ]
     if verdict.hits:
         headers.append((HITS_HEADER, ", ".join(verdict.hits)))
-    return rawheaders.prepend(clean, headers)
+    return rawheaders.prepend(clean, headers), memoryview(raw)[end + blank:]
+
+
+def delivery_bytes(ctx: MessageContext, verdict: Verdict) -> bytes:
+    """:func:`delivery_parts` joined (a copy: for tests and small messages)."""
+    head, body = delivery_parts(ctx, verdict)
+    return head + body
 
 
 def hold(app: App, ctx: MessageContext, verdict: Verdict) -> str:

@@ -40,9 +40,11 @@ class _Transaction:
     state: str = "envelope"  # envelope -> data -> done
 
 
-def deliver(reinjector: Reinjector, ctx: MessageContext, message: bytes) -> Reply:
-    """Deliver ``message`` (the whole message as it leaves, our headers included) to
-    every delivery group of ``ctx``, each with its group's headers on top, with the
+def deliver(reinjector: Reinjector, ctx: MessageContext, head: bytes,
+            body: bytes | memoryview = b"") -> Reply:
+    """Deliver the message as it leaves (``head``: its header block with ours, up to and
+    including the blank line, or the whole message; ``body``: the rest, sent as it is)
+    to every delivery group of ``ctx``, each with its group's headers on top, with the
     envelope's MAIL and RCPT parameters; the reply for the MTA (2xx only when every group
     was accepted)."""
     groups = ctx.delivery_groups()
@@ -64,11 +66,11 @@ def deliver(reinjector: Reinjector, ctx: MessageContext, message: bytes) -> Repl
             if reply.code != 354:
                 return reply
             t.state = "data"
-        end = rawheaders.header_end(message)
-        body = memoryview(message)[end:]
+        end = rawheaders.header_end(head)
+        rest = memoryview(head)[end:]
         for t in opened:
-            head = rawheaders.prepend(message[:end], t.group.headers)
-            t.conn.send_body([head, body])
+            group_head = rawheaders.prepend(head[:end], t.group.headers)
+            t.conn.send_body([group_head, rest, body])
         return _commit(ctx, opened)
     except DownstreamError as err:
         for t in opened:
