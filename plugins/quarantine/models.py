@@ -36,6 +36,9 @@ class HeldMessage(Base):
         Index("ix_quarantine_messages_account_quarantined", "account", "quarantined_at"),
         Index("ix_quarantine_messages_quarantined_at", "quarantined_at"),
         Index("ix_quarantine_messages_direction_account", "direction", "account"),
+        Index("ix_quarantine_messages_received_at", "received_at", "id"),
+        Index("ix_quarantine_messages_account_received", "account", "received_at"),
+        Index("ix_quarantine_messages_account_state_size", "account", "state", "size"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

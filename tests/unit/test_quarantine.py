@@ -380,15 +380,17 @@ def test_sweeper_removes_only_old_orphans(qapp):
 
 def test_migration_downgrades_and_upgrades(qapp):
     held = hold(qapp)
+    migrate.downgrade(qapp.db, "quarantine@-1")  # the list indexes
+    assert "0010_quarantine_direction" in migrate.current_heads(qapp.db)
     migrate.downgrade(qapp.db, "quarantine@-1")  # the direction column
     assert "0002_quarantine" in migrate.current_heads(qapp.db)
     migrate.upgrade(qapp.db)  # a row held before the column existed is outgoing
     with qapp.db.session() as s:
         assert s.get(HeldMessage, held).direction == "outgoing"
-    migrate.downgrade(qapp.db, "quarantine@-2")
+    migrate.downgrade(qapp.db, "quarantine@-3")
     assert "0002_quarantine" not in migrate.current_heads(qapp.db)
     migrate.upgrade(qapp.db)
-    assert "0010_quarantine_direction" in migrate.current_heads(qapp.db)
+    assert "0012_quarantine_list_indexes" in migrate.current_heads(qapp.db)
     with qapp.db.session() as s:
         assert s.scalars(select(HeldMessage)).all() == []
 
