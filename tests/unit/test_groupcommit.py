@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import event, func, select
@@ -27,6 +28,24 @@ def rows(db: Database) -> int:
         return s.scalar(select(func.count()).select_from(MessageLog)) or 0
 
 
+def queued_behind_a_slow_one(slow: Callable[[threading.Event], object],
+                             callers: list[Callable[[], object]]) -> None:
+    """Run ``slow(gate)`` (work that holds the writer until the gate opens), then each of
+    ``callers`` in a thread of its own, so that they queue into one batch; open the gate
+    and wait for all."""
+    gate = threading.Event()
+    threads = [threading.Thread(target=slow, args=(gate,))]
+    threads[0].start()
+    time.sleep(0.1)
+    for caller in callers:
+        threads.append(threading.Thread(target=caller))
+        threads[-1].start()
+    time.sleep(0.3)
+    gate.set()
+    for t in threads:
+        t.join(10)
+
+
 @pytest.fixture
 def db(make_app, db_url):
     app = make_app(db_url=db_url)
@@ -37,25 +56,13 @@ def test_concurrent_writes_share_transactions_and_all_commit(db):
     app = db
     commits = []
     event.listen(app.db.engine, "commit", lambda conn: commits.append(1))
-    gate = threading.Event()
 
-    def slow(s):  # holds the writer while the others queue behind it
-        gate.wait(5)
-        s.add(log_row(str(uuid.uuid4()), app))
+    def slow(gate):  # holds the writer while the others queue behind it
+        app.db.group.run(lambda s: (gate.wait(5), s.add(log_row(str(uuid.uuid4()), app))))
 
-    first = threading.Thread(target=app.db.group.run, args=(slow,))
-    first.start()
-    time.sleep(0.1)
-    ids = [str(uuid.uuid4()) for _ in range(20)]
-    threads = [threading.Thread(target=app.db.group.run,
-                                args=(lambda s, i=i: s.add(log_row(i, app)),))
-               for i in ids]
-    for t in threads:
-        t.start()
-    time.sleep(0.3)
-    gate.set()
-    for t in [first, *threads]:
-        t.join(10)
+    queued_behind_a_slow_one(slow, [
+        lambda: app.db.group.run(lambda s: s.add(log_row(str(uuid.uuid4()), app)))
+        for _ in range(20)])
     assert rows(app.db) == 21
     assert len(commits) == 2  # the slow one alone, then the twenty queued together
 
@@ -75,7 +82,6 @@ def test_the_caller_returns_only_once_its_write_is_committed(db):
 
 def test_a_failing_piece_of_work_fails_alone(db):
     app = db
-    gate = threading.Event()
     outcomes: dict[str, object] = {}
 
     def run(name, work):
@@ -84,24 +90,16 @@ def test_a_failing_piece_of_work_fails_alone(db):
         except Exception as err:  # noqa: BLE001 - the test looks at it
             outcomes[name] = err
 
+    def fine(name):
+        return lambda s: (s.add(log_row(str(uuid.uuid4()), app)), name)[-1]
+
     def bad(s):
         s.add(log_row(str(uuid.uuid4()), app))
         raise ValueError("this one is broken")
 
-    threads = [threading.Thread(target=run, args=("slow", lambda s: (
-        gate.wait(5), s.add(log_row(str(uuid.uuid4()), app)), "slow")[-1]))]
-    threads[0].start()
-    time.sleep(0.1)
-    for name, work in (("a", lambda s: (s.add(log_row(str(uuid.uuid4()), app)), "a")[-1]),
-                       ("bad", bad),
-                       ("b", lambda s: (s.add(log_row(str(uuid.uuid4()), app)), "b")[-1])):
-        t = threading.Thread(target=run, args=(name, work))
-        t.start()
-        threads.append(t)
-    time.sleep(0.3)
-    gate.set()
-    for t in threads:
-        t.join(10)
+    queued_behind_a_slow_one(
+        lambda gate: run("slow", lambda s: (gate.wait(5), fine("slow")(s))[-1]),
+        [lambda: run("a", fine("a")), lambda: run("bad", bad), lambda: run("b", fine("b"))])
     assert outcomes["slow"] == "slow" and outcomes["a"] == "a" and outcomes["b"] == "b"
     assert isinstance(outcomes["bad"], ValueError)
     assert rows(app.db) == 3  # the broken one's row was rolled back
@@ -127,20 +125,11 @@ def test_the_rows_of_a_batch_are_locked_once_in_id_order_before_any_work_runs():
     db = Database("sqlite://")
     group = GroupCommit(db)
     group.register_lock("things", lambda s, ids: calls.append(("lock", ids)))
-    gate = threading.Event()
-    threads = [threading.Thread(target=group.run, args=(lambda s: gate.wait(5),),
-                                kwargs={"locks": {"things": ["m"]}})]
-    threads[0].start()
-    time.sleep(0.1)
-    for ids in (["z", "b"], ["c", "b"], ["a"]):
-        t = threading.Thread(target=group.run, args=(
-            lambda s, ids=ids: calls.append(("work", ids)),), kwargs={"locks": {"things": ids}})
-        t.start()
-        threads.append(t)
-    time.sleep(0.3)
-    gate.set()
-    for t in threads:
-        t.join(10)
+    queued_behind_a_slow_one(
+        lambda gate: group.run(lambda s: gate.wait(5), locks={"things": ["m"]}),
+        [lambda ids=ids: group.run(lambda s: calls.append(("work", ids)),
+                                   locks={"things": ids})
+         for ids in (["z", "b"], ["c", "b"], ["a"])])
     group.close()
     db.dispose()
     assert calls[0] == ("lock", ["m"])
