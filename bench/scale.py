@@ -59,6 +59,8 @@ def commands(accounts: int) -> list[list[str]]:
         ["emails", "list", "--json", "--sender", "sender77@"],
         ["emails", "list", "--json", "--direction", "incoming"],
         ["accounts", "list", "--json"],
+        ["accounts", "list", "--json", "--limit", "25"],
+        ["accounts", "list", "--json", "--limit", "25", "--offset", str(accounts // 2)],
         ["accounts", "list", "--json", "--name", some],
         ["am", "stats", "--since", "1h"],
         ["am", "stats", "--since", "1h", "--account-name", some],
@@ -113,6 +115,11 @@ def fill(url: str, data_dir: Path, factor: float) -> int:
             s.execute(insert(HeldMessage), [_held(n, held, accounts, now)
                                             for n in range(start, min(start + CHUNK, held))])
     app.close()
+    if url.startswith("postgresql"):  # what autovacuum does on a live server
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as c:
+            c.execute(text("VACUUM ANALYZE"))
+        engine.dispose()
     print(f"built in {time.monotonic() - started:.0f} s: {accounts} accounts, {objects} "
           f"sender objects, {held} held messages, {sends} send rows", flush=True)
     return accounts

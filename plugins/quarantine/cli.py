@@ -156,10 +156,13 @@ def accounts() -> None:
 
 @accounts.command("list")
 @click.option("--name", help="only this account")
+@click.option("-l", "--limit", default="0", show_default=True,
+              help="how many accounts to show (0: all)")
+@click.option("--offset", default="0", show_default=True, help="how many to skip")
 @_JSON
-def accounts_list(name: str | None, as_json: bool) -> None:
-    """Show each account's state, storage and release limits and usage."""
-    data = call("accounts.list", name=name)
+def accounts_list(name: str | None, limit: str, offset: str, as_json: bool) -> None:
+    """Show each account's state, storage and release limits and usage, by name."""
+    data = call("accounts.list", name=name, limit=limit, offset=offset)
     emit(data, as_json, lambda: layouts.accounts_list(data))
 
 

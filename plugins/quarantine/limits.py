@@ -6,6 +6,7 @@ account's own values in ``quarantine_accounts`` (``None`` there: use the default
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -84,21 +85,23 @@ def releases_in_last_hour(s: Session, account: str, now: datetime) -> int:
     return int(done or 0) + int(sending or 0)
 
 
-def used_bytes_by_account(s: Session, account: str | None = None) -> dict[str, int]:
-    """:func:`used_bytes` of every account (or of ``account``) in one query."""
+def used_bytes_by_account(s: Session, accounts: Sequence[str] | None = None
+                          ) -> dict[str, int]:
+    """:func:`used_bytes` of every account (or of ``accounts``) in one query."""
     query = (select(HeldMessage.account, func.sum(HeldMessage.size))
              .where(HeldMessage.state.in_((HELD, RELEASING))).group_by(HeldMessage.account))
-    if account is not None:
-        query = query.where(HeldMessage.account == account)
+    if accounts is not None:
+        query = query.where(HeldMessage.account.in_(accounts))
     return {name: int(total or 0) for name, total in s.execute(query)}
 
 
-def evicted_by_account(s: Session, now: datetime, account: str | None = None) -> dict[str, int]:
-    """Messages evicted in the last hour, per account (or of ``account``), in one query."""
+def evicted_by_account(s: Session, now: datetime, accounts: Sequence[str] | None = None
+                       ) -> dict[str, int]:
+    """Messages evicted in the last hour, per account (or of ``accounts``), in one query."""
     query = (select(QuarantineLog.account, func.count())
              .where(QuarantineLog.action == EVICTED, QuarantineLog.at > now - HOUR)
              .group_by(QuarantineLog.account))
-    if account is not None:
-        query = query.where(QuarantineLog.account == account)
+    if accounts is not None:
+        query = query.where(QuarantineLog.account.in_(accounts))
     return {name: int(n) for name, n in s.execute(query)}
 

@@ -287,20 +287,33 @@ class QuarantineService:
         return {"releases_limit": limit, "released_last_hour": used,
                 "left": max(0, limit - used)}
 
-    def accounts_list(self, caller: Caller, name: Any = None) -> dict[str, Any]:
+    def accounts_list(self, caller: Caller, name: Any = None, limit: Any = 0,
+                      offset: Any = 0) -> dict[str, Any]:
+        """The accounts by name (``limit`` of them from ``offset``; 0: all), with their
+        usage: only the listed accounts' held mail is summed."""
         scope = self._scope(caller, name)
+        n = count(limit, "--limit", maximum=MAX_LIST)
+        skip = count(offset, "--offset")
         d = defaults(self.app)
         now = self.app.clock.now()
         with self.app.db.session() as s:
             query = select(QuarantineAccount).order_by(QuarantineAccount.name)
+            total_query = select(func.count()).select_from(QuarantineAccount)
             if scope is not None:
                 query = query.where(QuarantineAccount.name == scope)
-            rows = list(s.scalars(query).all())
+                total_query = total_query.where(QuarantineAccount.name == scope)
+            if n:
+                query = query.limit(n)
+            rows = list(s.scalars(query.offset(skip)).all())
+            total = int(s.scalar(total_query) or 0) if n or skip else len(rows)
             if not rows and scope is not None and not caller.is_root:
                 rows = [QuarantineAccount(name=scope, state="active", limit_bytes=None,
                                           releases_limit=None, created_at=now)]
-            used = used_bytes_by_account(s, scope)  # set-based: not two queries an account
-            evicted = evicted_by_account(s, now, scope)
+                total = 1
+            # set-based: one query for the listed accounts (all of them: no IN list)
+            listed = None if scope is None and not n and not skip else [r.name for r in rows]
+            used = used_bytes_by_account(s, listed)
+            evicted = evicted_by_account(s, now, listed)
             items = [{
                 "name": r.name,
                 "limit_bytes": d.limit_bytes if r.limit_bytes is None else r.limit_bytes,
@@ -315,7 +328,7 @@ class QuarantineService:
             values = option.values(self.app, names)
             for entry in items:
                 entry[option.name] = values[str(entry["name"])]
-        return {"items": items, "max_count": len(items)}
+        return {"items": items, "max_count": total}
 
     def accounts_edit(self, caller: Caller, name: Any, state: Any = None, limit: Any = None,
                       releases_limit: Any = None, options: Any = None) -> dict[str, Any]:
@@ -423,7 +436,7 @@ OPERATIONS: dict[str, tuple[str, frozenset[str]]] = {
     "emails.history": ("emails_history", frozenset({"account", "since", "limit", "offset"})),
     "emails.release": ("emails_release", frozenset({"ids", "account"})),
     "emails.remove": ("emails_remove", frozenset({"ids", "account", "spam"})),
-    "accounts.list": ("accounts_list", frozenset({"name"})),
+    "accounts.list": ("accounts_list", frozenset({"name", "limit", "offset"})),
     "accounts.edit": ("accounts_edit", frozenset({"name", "state", "limit", "releases_limit",
                                                   "options"})),
     "accounts.remove": ("accounts_remove", frozenset({"name"})),

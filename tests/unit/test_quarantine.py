@@ -477,3 +477,19 @@ def test_sweeper_reads_the_held_ids_once(qapp):
         assert sweep(qapp) == [] and len(statements) == 2  # each sweep reads them afresh
     finally:
         event.remove(qapp.db.engine, "before_cursor_execute", seen)
+
+
+def test_accounts_list_pages_by_name_and_sums_only_the_listed_accounts(qapp, service):
+    for name in ("carol", "alice", "bob", "dave"):
+        hold(qapp, account=name)
+    everything = service.accounts_list(ROOT)
+    assert [a["name"] for a in everything["items"]] == ["alice", "bob", "carol", "dave"]
+    assert everything["max_count"] == 4
+    page = service.accounts_list(ROOT, limit=2, offset=1)
+    assert [a["name"] for a in page["items"]] == ["bob", "carol"]
+    assert page["max_count"] == 4
+    assert [a["used_bytes"] for a in page["items"]] == [
+        a["used_bytes"] for a in everything["items"][1:3]]
+    assert all(a["used_bytes"] > 0 for a in page["items"])
+    with pytest.raises(InvalidInput):
+        service.accounts_list(ROOT, limit="-1")
