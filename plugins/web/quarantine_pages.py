@@ -68,8 +68,9 @@ def _filters(request: Request, viewer: Viewer) -> dict[str, str]:
     return given
 
 
-def _page_number(request: Request) -> int:
-    raw = request.query_params.get("page", "1")
+def page_number(request: Request, name: str = "page") -> int:
+    """The page asked for in query parameter ``name`` (1 when absent or not a number)."""
+    raw = request.query_params.get(name, "1")
     page = whole_number(raw)
     return page if page is not None and 1 <= page < 10**6 else 1
 
@@ -77,7 +78,7 @@ def _page_number(request: Request) -> int:
 @any_page
 def held_list(request: Request, viewer: Viewer) -> Response:
     filters = _filters(request, viewer)
-    page = _page_number(request)
+    page = page_number(request)
     args: dict[str, Any] = {k: v for k, v in filters.items() if v}
     result = service(request).emails_list(caller(viewer), limit=PER_PAGE,
                                           offset=(page - 1) * PER_PAGE, **args)
@@ -160,7 +161,7 @@ def raw(request: Request, viewer: Viewer) -> Response:
 
 @any_page
 def history(request: Request, viewer: Viewer) -> Response:
-    page = _page_number(request)
+    page = page_number(request)
     result = service(request).emails_history(caller(viewer), limit=PER_PAGE,
                                              offset=(page - 1) * PER_PAGE)
     pages = max(1, -(-result["max_count"] // PER_PAGE))

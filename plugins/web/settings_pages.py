@@ -32,7 +32,7 @@ from .pages import (
     render,
     whole_number,
 )
-from .quarantine_pages import caller, service
+from .quarantine_pages import PER_PAGE, caller, page_number, service
 
 LIMIT_FIELDS = ("account", "domain", "sender_email", "script")
 MB = 1024 * 1024
@@ -58,10 +58,13 @@ def settings(request: Request, viewer: Viewer) -> Response:
                 "default": _shown(s.default)} for s in _specs(request)]
     options = [{"name": o.name, "choices": list(o.choices), "doc": o.doc}
                for o in app.hooks.account_options()]
+    page = page_number(request, "accounts_page")
+    accounts = svc.accounts_list(root, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
     return render(request, "settings.html.j2", limits=server_settings(app).as_json(),
                   limit_fields=LIMIT_FIELDS, defaults=svc.defaults_list(root), mb=MB,
-                  accounts=svc.accounts_list(root)["items"], options=options,
-                  filters=filters,
+                  accounts=accounts["items"], options=options, filters=filters,
+                  accounts_page=page, accounts_pages=max(1, -(-accounts["max_count"]
+                                                              // PER_PAGE)),
                   whitelists={kind: whitelist.entries(app, kind) for kind in KINDS})
 
 

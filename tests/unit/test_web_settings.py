@@ -95,3 +95,18 @@ def test_owners_cannot_reach_settings(web_app):
     assert owner.post("/settings/limits", {"account": "0"}).status_code == 404
     assert owner.post("/settings/account", {"name": "alice", "state": "active",
                                             "releases_limit": "999"}).status_code == 404
+
+
+def test_the_account_table_comes_in_pages_of_fifty(web_app, admin):
+    service = QuarantineService(web_app)
+    for n in range(55):
+        service.accounts_edit(Caller.root(), f"acct{n:02d}", releases_limit="2")
+    first = admin.get("/settings").text
+    assert first.count("<tr data-account=") == 50
+    assert 'data-account="acct00"' in first and 'data-account="acct49"' in first
+    assert "accounts page 1 of 2" in first and 'href="/settings?accounts_page=2#accounts"' in first
+    second = admin.get("/settings?accounts_page=2").text
+    assert second.count("<tr data-account=") == 5 and 'data-account="acct54"' in second
+    assert 'data-account="acct00"' not in second
+    for odd in ("0", "x", "²", "9" * 40):  # any page that is not one is the first
+        assert admin.get(f"/settings?accounts_page={odd}").status_code == 200
