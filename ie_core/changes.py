@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Generic, TypeVar
 
 from sqlalchemy import event, select
@@ -84,11 +85,8 @@ class ChangeCounters:
     def refresh(self, conn: Connection | None = None) -> None:
         """Read every counter (one query; on ``conn`` when given)."""
         now, here = time.monotonic(), _committed_here[0]
-        if conn is None:
-            with self._db.read_connection() as own:
-                values = {n: v for n, v in own.execute(_ALL)}
-        else:
-            values = {n: v for n, v in conn.execute(_ALL)}
+        with nullcontext(conn) if conn is not None else self._db.read_connection() as c:
+            values = {n: v for n, v in c.execute(_ALL)}
         with self._lock:
             if now >= self._read_at:
                 self._values, self._read_at, self._seen_here = values, now, here

@@ -100,12 +100,6 @@ def delivery_parts(ctx: MessageContext, verdict: Verdict) -> tuple[bytes, memory
     return rawheaders.prepend(clean, headers), memoryview(raw)[end + blank:]
 
 
-def delivery_bytes(ctx: MessageContext, verdict: Verdict) -> bytes:
-    """:func:`delivery_parts` joined (a copy: for tests and small messages)."""
-    head, body = delivery_parts(ctx, verdict)
-    return head + body
-
-
 def hold(app: App, ctx: MessageContext, verdict: Verdict) -> str:
     """Hand the message to the quarantine plugin; raises unless it is durably held."""
     held_id = app.hooks.hold(app, ctx, verdict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from functools import cached_property
@@ -25,6 +26,10 @@ log = logging.getLogger("ie.db")
 class DatabaseGone(SQLAlchemyError):
     """The SQLite file was deleted or replaced while this process had it open: writes
     would go to a file nobody can read again, so every session refuses instead."""
+
+
+class DatabaseBusy(SQLAlchemyError):
+    """Another process's writer kept its turn longer than the busy timeout."""
 
 
 class Database:
@@ -113,19 +118,30 @@ class Database:
                 conn.rollback()
 
     @contextmanager
-    def writer_turn(self) -> Iterator[None]:
+    def writer_turn(self, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> Iterator[None]:
         """Wait for this process's turn to write (SQLite file only; nothing else).
 
         SQLite's own wait for its write lock sleeps in steps of up to 100 ms, however
         soon the lock is free; the writers of the message path (one per worker process,
-        :attr:`group`) queue on an ``flock`` beside the database instead, which wakes the
-        next one as soon as the lock is released."""
+        :attr:`group`) take turns on an ``flock`` beside the database instead, asked for
+        every millisecond.  Like SQLite's wait it gives up after ``timeout`` seconds
+        (:class:`DatabaseBusy`: the messages waiting get a 451), so a writer that is
+        stopped while it holds its turn cannot hold up the others for ever."""
         if self._file is None:
             yield
             return
         fd = os.open(f"{self._file}-writer", os.O_CREAT | os.O_RDWR, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise DatabaseBusy(f"another writer of {self._file} held it for "
+                                           f"{timeout:g} s") from None
+                    time.sleep(0.001)
             yield
         finally:
             os.close(fd)  # releases the lock

@@ -146,3 +146,24 @@ def test_an_unknown_lock_kind_is_refused_before_anything_runs():
         group.run(lambda s: ran.append(1), locks={"nobody": ["x"]})
     assert ran == []
     db.dispose()
+
+
+def test_a_writer_that_keeps_its_turn_makes_the_others_give_up_not_wait_for_ever(tmp_path):
+    import fcntl
+    import os
+
+    from ie_core.db.session import DatabaseBusy
+
+    db = Database(f"sqlite:///{tmp_path / 'ie.db'}")
+    other = os.open(f"{tmp_path / 'ie.db'}-writer", os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(other, fcntl.LOCK_EX)  # another worker, stopped in the middle of its batch
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseBusy), db.writer_turn(timeout=0.3):
+            pass
+        assert 0.3 <= time.monotonic() - started < 5
+    finally:
+        os.close(other)
+    with db.writer_turn(timeout=0.3):  # free again: the turn comes at once
+        pass
+    db.dispose()

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from ie_cli.config_main import ie_config
 from ie_core import Action, App, Direction, Finding, MessageContext, Stage, hookimpl, rawheaders
-from ie_core.processor import analyse, delivery_bytes
+from ie_core.processor import analyse, delivery_parts
 from ie_plugins.incoming import dovecot, spool, stats
 from ie_plugins.incoming.policy import ENABLED
 
@@ -47,7 +47,8 @@ def _deliver(app: App, *rcpts: str, raw: bytes = RAW) -> tuple[MessageContext, b
     ctx = MessageContext(Direction.INCOMING, raw, "a@outside.test", list(rcpts),
                          app.clock.now())
     verdict = analyse(app, ctx)
-    return ctx, delivery_bytes(ctx, verdict)
+    head, body = delivery_parts(ctx, verdict)
+    return ctx, head + body
 
 
 def _junk_marks(out: bytes) -> list[str]:
