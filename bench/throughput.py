@@ -4,6 +4,10 @@ Starts a real ``ie-filterd`` (subprocess, SQLite in a temporary data directory, 
 default plugins and pipeline) whose reinjection goes to an aiosmtpd sink, sends
 ``--messages`` corpus messages from ``--clients`` concurrent SMTP clients, and prints
 messages per second, latency percentiles (SMTP DATA answered) and the daemon's peak RSS.
+Before the timed messages the daemon's classifier learns other corpus messages (``ie-cli
+learn``) and must say it is ready, as on a server in use (``--untrained`` skips that).
+When rspamd is installed, a private rspamd (with Hyperscan) then scans the same messages
+and its CPU per message is printed beside ie's own work (``--no-rspamd`` skips it).
 
     python bench/throughput.py --messages 500 --clients 8
 
@@ -28,7 +32,9 @@ message take on their own (a figure the noise of a shared machine does not blur)
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import smtplib
 import statistics
 import subprocess
@@ -36,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,9 +59,12 @@ PG_ADMIN_URL = os.environ.get("IE_TEST_PG", "postgresql+psycopg://postgres@127.0
 CORPUS = Path(os.environ.get("IE_CORPUS", ROOT.parent / "shared" / "corpus"))
 
 
+def corpus_files(label: str) -> list[Path]:
+    return sorted(CORPUS.glob(f"{label}/*.eml"))
+
+
 def corpus_messages(limit: int) -> list[bytes]:
-    files = sorted(CORPUS.glob("ham/*.eml"))[: limit // 2] + sorted(
-        CORPUS.glob("spam/*.eml"))[: limit - limit // 2]
+    files = corpus_files("ham")[: limit // 2] + corpus_files("spam")[: limit - limit // 2]
     out = []
     for f in files:
         raw = f.read_bytes()
@@ -114,9 +124,10 @@ def database_url(kind: str) -> Iterator[str]:
 
 def run_once(messages: list[bytes], count: int, clients: int,
              extra: dict[str, object], database: str = "sqlite",
-             source: str | None = None) -> dict[str, float]:
+             source: str | None = None, train: bool = True) -> dict[str, float]:
     """One daemon (of the source tree ``source``, default this one), ``count`` messages
-    from ``clients`` clients: its figures."""
+    from ``clients`` clients: its figures.  With ``train`` its classifier first learns
+    corpus messages other than the timed ones, as a server in use has."""
     sink = Sink().start()
     env = {"PYTHONPATH": source} if source else None
     with tempfile.TemporaryDirectory(prefix="ie-bench-") as tmp, \
@@ -127,6 +138,8 @@ def run_once(messages: list[bytes], count: int, clients: int,
         daemon = DaemonProcess(Path(tmp), values)
         daemon.start(env=env)
         assert daemon.proc is not None
+        if train:
+            train_classifier(daemon.config, len(messages), env)
         try:
             figures = drive(daemon.outgoing_port, daemon.proc.pid, messages, count, clients)
         finally:
@@ -134,6 +147,55 @@ def run_once(messages: list[bytes], count: int, clients: int,
     figures["delivered"] = len(sink.messages)
     sink.stop()
     return figures
+
+
+TRAIN_PER_LABEL = 300
+"""Corpus messages of each label the daemon's classifier learns before a run (the
+built-in one classifies from 100 of each)."""
+
+
+def train_classifier(config: Path, timed: int, env: dict[str, str] | None) -> None:
+    """``ie-cli learn`` the :data:`TRAIN_PER_LABEL` corpus messages of each label that
+    follow the ``timed`` ones, then check that the classifier says it is ready."""
+    cli = str(Path(sys.executable).parent / "ie-cli")
+    run_env = {**os.environ, **(env or {})}
+    for label, first in (("ham", timed // 2), ("spam", timed - timed // 2)):
+        files = corpus_files(label)[first:first + TRAIN_PER_LABEL]
+        if len(files) < TRAIN_PER_LABEL:
+            raise SystemExit(f"the corpus has too few {label} messages to train after the "
+                             f"{timed} timed ones")
+        subprocess.run([cli, "--config", str(config), "learn", "--json", label,
+                        *map(str, files)], check=True, env=run_env, capture_output=True)
+    out = subprocess.run([cli, "--config", str(config), "classifier", "stats", "--json"],
+                         check=True, env=run_env, capture_output=True, text=True).stdout
+    backends = json.loads(out)["backends"]
+    if not any(stats.get("ready") for stats in backends.values()):
+        raise SystemExit(f"the trained classifier is not ready: {out.strip()[:300]}")
+
+
+def rspamd_scan_cpu(messages: list[bytes]) -> float | None:
+    """rspamd's CPU per message (ms, its main process and workers) scanning each message
+    through ``/checkv2`` on a private rspamd with Hyperscan, after a warm-up pass; ``None``
+    when rspamd is not installed."""
+    if shutil.which("rspamd") is None:
+        return None
+    from tests.fixtures.rspamd import running_rspamd
+
+    with tempfile.TemporaryDirectory(prefix="ie-bench-rspamd-") as tmp, \
+            running_rspamd(Path(tmp), hyperscan=True) as rspamd:
+        def scan_all() -> None:
+            for raw in messages:
+                request = urllib.request.Request(
+                    f"http://{rspamd.address}/checkv2", data=raw, method="POST",
+                    headers={"From": "bench@example.com", "Rcpt": "r@example.org",
+                             "IP": "127.0.0.1"})
+                with urllib.request.urlopen(request, timeout=60) as answer:
+                    answer.read()
+
+        scan_all()
+        before = cpu_seconds(rspamd.pid)
+        scan_all()
+        return (cpu_seconds(rspamd.pid) - before) * 1000 / len(messages)
 
 
 def run_bare(messages: list[bytes], count: int, clients: int) -> dict[str, float]:
@@ -284,6 +346,11 @@ def main() -> None:
                              "print the CPU overhead of the metrics")
     parser.add_argument("--no-bare", action="store_true",
                         help="leave out the bare relay (run by default, interleaved)")
+    parser.add_argument("--untrained", action="store_true",
+                        help="leave ie's classifier untrained (by default it learns "
+                             f"{TRAIN_PER_LABEL} corpus messages of each label first)")
+    parser.add_argument("--no-rspamd", action="store_true",
+                        help="do not measure rspamd's scan of the same messages")
     parser.add_argument("--instrument-cost", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bare-relay", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -296,9 +363,11 @@ def main() -> None:
     messages = corpus_messages(min(args.messages, 2250))
     size = sum(len(m) for m in messages) / len(messages)
     concurrencies = [int(c) for c in args.clients.split(",")]
+    trained = "untrained" if args.untrained else f"trained on {TRAIN_PER_LABEL} + " \
+        f"{TRAIN_PER_LABEL} other corpus messages"
     print(f"messages: {args.messages} per run, mean size {size / 1024:.1f} KiB "
-          f"(SpamAssassin corpus, default pipeline, {args.database}, "
-          f"{args.workers} worker(s))")
+          f"(SpamAssassin corpus, default pipeline, classifier {trained}, "
+          f"{args.database}, {args.workers} worker(s))")
     if args.compare_metrics:
         compare_metrics(messages, args.messages, concurrencies[0], args.compare_metrics,
                         args.workers)
@@ -308,6 +377,7 @@ def main() -> None:
     print("| server | clients | msgs/s | p50 ms | p99 ms | CPU ms/msg | x bare CPU | RSS MiB "
           "| refused |")
     print("|---|---|---|---|---|---|---|---|---|")
+    own: dict[tuple[str, int], float] = {}
     for clients in concurrencies:
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
         if not args.no_bare:
@@ -318,7 +388,7 @@ def main() -> None:
             for name, source in trees.items():
                 runs[name].append(run_once(messages, args.messages, clients,
                                            {"filter.workers": args.workers},
-                                           args.database, source))
+                                           args.database, source, not args.untrained))
         bare = (statistics.median(r["cpu_ms"] for r in runs["bare relay"])
                 if not args.no_bare else 0.0)
         for name, results in runs.items():
@@ -327,6 +397,17 @@ def main() -> None:
             print(f"| {name} | {clients} | {med['rate']:.1f} | {med['p50']:.1f} "
                   f"| {med['p99']:.1f} | {med['cpu_ms']:.2f} | {ratio} | {med['rss']:.1f} "
                   f"| {sum(r['refused'] for r in results):.0f} |", flush=True)
+            if bare and name != "bare relay":
+                own[(name, clients)] = med["cpu_ms"] - bare
+    scan = None if args.no_rspamd else rspamd_scan_cpu(messages[:args.messages])
+    if scan is None:
+        print("rspamd: not measured (not installed, or --no-rspamd)")
+        return
+    print(f"rspamd scan of the same messages (private rspamd with Hyperscan, /checkv2, "
+          f"one at a time): {scan:.2f} CPU ms/msg")
+    for (name, clients), ms in own.items():
+        print(f"{name}, {clients} clients: ie's own work (ie - bare relay) {ms:.2f} CPU "
+              f"ms/msg = {ms / scan:.1f}x rspamd's scan")
 
 
 def compare_metrics(messages: list[bytes], count: int, clients: int, repeats: int,
