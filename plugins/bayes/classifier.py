@@ -6,14 +6,16 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from ie_core import App
 from ie_core.classifier import Classification, ClassifierUnavailable, Envelope
+from ie_plugins.bayes.probabilities import Probabilities
 from ie_plugins.bayes.scoring import combine, strongest, to_points, token_probability
-from ie_plugins.bayes.store import Sample, TokenStore, TrainResult
+from ie_plugins.bayes.store import Sample, TokenStore, Totals, TrainResult
 from ie_plugins.bayes.tokenizer import MBOX_FROM, tokenize
 
 NAME = "builtin"
@@ -29,8 +31,10 @@ class Limits:
     spam_cutoff: float
 
 
+@lru_cache(maxsize=1 << 16)
 def token_hash(token: str) -> int:
-    """A signed 64-bit hash of a token (the key in ``bayes_tokens``)."""
+    """A signed 64-bit hash of a token (the key in ``bayes_tokens``); the most recent
+    tokens' hashes are remembered, since most of a message's tokens were in earlier ones."""
     digest = hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
@@ -60,6 +64,7 @@ class BuiltinClassifier:
         self._app = app
         self.limits = limits
         self._store = TokenStore(app.db, app.changes)
+        self._probabilities = Probabilities()
 
     def classify(self, raw: bytes, envelope: Envelope | None = None) -> Classification:
         """The envelope is not used: only the message's content is scored.  Until enough
@@ -73,12 +78,16 @@ class BuiltinClassifier:
                                       f"{lim.min_spam})",
                                       {"nham": totals.nham, "nspam": totals.nspam})
             tokens = {token_hash(t): t for t in tokenize(raw)}
-            counts = self._store.counts(tokens, totals)
+            known = self._probabilities.table(totals.revision)
+            fresh = self._score_new([h for h in tokens if h not in known], totals)
         except SQLAlchemyError as err:
             raise ClassifierUnavailable(f"token database: {type(err).__name__}") from err
         extra = {"nham": totals.nham, "nspam": totals.nspam, "tokens": len(tokens)}
-        probs = [(text, token_probability(counts[h], totals.nham, totals.nspam))
-                 for h, text in tokens.items() if h in counts]
+        probs = []
+        for h, text in tokens.items():
+            p = fresh[h] if h in fresh else known[h]
+            if p is not None:
+                probs.append((text, p))
         indicator = combine(p for _, p in probs)
         label = ("spam" if indicator >= lim.spam_cutoff
                  else "ham" if indicator <= lim.ham_cutoff else "unsure")
@@ -86,6 +95,17 @@ class BuiltinClassifier:
         top = " ".join(f"{t[:30]}={p:.2f}" for t, p in strongest(probs))
         return Classification(points, label, f"p={indicator:.4f} {top}",
                               {**extra, "probability": indicator})
+
+    def _score_new(self, hashes: list[int], totals: Totals) -> dict[int, float | None]:
+        """The probabilities of tokens not scored yet under ``totals``' revision, read
+        from the database and kept for the next messages."""
+        if not hashes:
+            return {}
+        counts = self._store.counts(hashes)
+        fresh = {h: (token_probability(counts[h], totals.nham, totals.nspam)
+                     if h in counts else None) for h in hashes}
+        self._probabilities.add(totals.revision, fresh)
+        return fresh
 
     def learn(self, raw: bytes, spam: bool) -> None:
         self.learn_many([raw], spam)

@@ -6,14 +6,12 @@ serialise instead of deadlocking on token rows, and the learned-message check se
 stable table.  Token counts change with one ``INSERT ... ON CONFLICT DO UPDATE`` per
 batch (``executemany``), tokens in sorted order.
 
-Readers keep a per-process cache of token counts that is thrown away whenever the
-state's revision changes, so a classification costs one tiny query when nothing was
-learned meanwhile.
+Reading counts is a plain query; the classifier keeps what it derives from them per
+process, tagged with the state's revision (:mod:`ie_plugins.bayes.probabilities`).
 """
 
 from __future__ import annotations
 
-import threading
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,7 +33,6 @@ the state row, so the totals are read again."""
 track(BayesState, COUNTER)
 
 CHUNK = 900  # parameters per IN (...) query
-CACHE_LIMIT = 500_000  # token counts kept per process
 
 
 @dataclass(frozen=True)
@@ -74,9 +71,6 @@ class TokenStore:
     def __init__(self, db: Database, counters: ChangeCounters | None = None) -> None:
         self._db = db
         self._totals = None if counters is None else Cached(counters, COUNTER, self._read_totals)
-        self._lock = threading.Lock()
-        self._cache: dict[int, tuple[int, int]] = {}
-        self._cache_revision = -1
 
     # -- reading ------------------------------------------------------------------------
     def totals(self, session: Session | None = None) -> Totals:
@@ -92,30 +86,19 @@ class TokenStore:
         with self._db.reading() as s:
             return self.totals(s)
 
-    def counts(self, tokens: Iterable[int], totals: Totals) -> dict[int, TokenCounts]:
-        """The counts of ``tokens`` (absent tokens are left out); ``totals`` were read just
-        before and tag the per-process cache (counts a learn changed in between are newer than
-        the tag; the next call reads the new revision and empties the cache)."""
-        wanted = set(tokens)
+    def counts(self, tokens: Sequence[int]) -> dict[int, TokenCounts]:
+        """The counts of ``tokens`` that were ever learned (absent tokens are left out)."""
+        wanted = sorted(set(tokens))
+        found: dict[int, TokenCounts] = {}
         with self._db.reading() as s:
-            with self._lock:
-                if totals.revision != self._cache_revision or len(self._cache) > CACHE_LIMIT:
-                    self._cache = {}
-                    self._cache_revision = totals.revision
-                found = {t: self._cache[t] for t in wanted if t in self._cache}
-            missing = sorted(wanted.difference(found))
-            fetched: dict[int, tuple[int, int]] = {t: (0, 0) for t in missing}
-            for start in range(0, len(missing), CHUNK):
+            for start in range(0, len(wanted), CHUNK):
                 rows = s.execute(select(BayesToken.token, BayesToken.ham_count,
                                         BayesToken.spam_count)
-                                 .where(BayesToken.token.in_(missing[start:start + CHUNK])))
+                                 .where(BayesToken.token.in_(wanted[start:start + CHUNK])))
                 for token, ham, spam in rows:
-                    fetched[token] = (ham, spam)
-        with self._lock:
-            if totals.revision == self._cache_revision:
-                self._cache.update(fetched)
-        found.update(fetched)
-        return {t: TokenCounts(h, sp) for t, (h, sp) in found.items() if h or sp}
+                    if ham or spam:
+                        found[token] = TokenCounts(ham, spam)
+        return found
 
     def token_count(self) -> int:
         with self._db.session() as s:

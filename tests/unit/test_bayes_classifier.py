@@ -129,3 +129,24 @@ def test_database_down_is_classifier_unavailable(tmp_path):
             clf.classify(corpus("spam")[0])
     finally:
         app.close()
+
+
+def test_a_learn_by_another_process_is_seen_by_the_next_classification(make_app, db_url,
+                                                                      tmp_path):
+    """Each process keeps its tokens' probabilities for the counts' revision: after a
+    learn elsewhere it scores like a process that never kept anything."""
+    app = make_app(db_url=db_url)
+    clf = trained(app)
+    message = unseen_spam()[0]
+    first = clf.classify(message)
+    again = clf.classify(message)
+    assert (again.score, again.detail) == (first.score, first.detail)
+
+    other = make_app(db_url=db_url, **{"ie.data_dir": str(tmp_path / "other")})
+    other.hooks.classifiers(other)["builtin"].learn_many(unseen_spam()[1:30], spam=False)
+    app.changes.refresh()
+    after = clf.classify(message)
+    cold = make_app(db_url=db_url, **{"ie.data_dir": str(tmp_path / "cold")})
+    expected = cold.hooks.classifiers(cold)["builtin"].classify(message)
+    assert (after.score, after.detail) == (expected.score, expected.detail)
+    assert after.detail != first.detail
