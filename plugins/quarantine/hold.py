@@ -1,18 +1,20 @@
-"""Holding a message: bytes on disk, then row, evictions and events in one transaction."""
+"""Holding a message: bytes on disk, then row, evictions and events in one transaction
+(the shared write transaction of the messages finishing at the same time)."""
 
 from __future__ import annotations
 
 import logging
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ie_core import App, MessageContext, Verdict
 from ie_core.db import new_id
 from ie_core.events import emit
 
 from . import event_kinds
-from .limits import defaults, lock_account, used_bytes
-from .models import EVICTED, HELD, HeldMessage, log_entry
+from .limits import ACCOUNTS, defaults, lock_accounts, used_bytes
+from .models import EVICTED, HELD, HeldMessage, QuarantineAccount, log_entry
 from .store import BlobStore
 
 log = logging.getLogger("ie.quarantine")
@@ -46,16 +48,21 @@ def hold(app: App, ctx: MessageContext, verdict: Verdict) -> str:
 
 def _commit(app: App, ctx: MessageContext, verdict: Verdict, held_id: str,
             default_limit: int) -> list[str]:
+    """The held row, the evictions it needs and their events, in the shared write
+    transaction of the messages finishing now (``app.db.group``), the account's row
+    locked first; the ids of the evicted messages."""
     ident = ctx.identity
     account = ident.account or "root"
     now = app.clock.now()
     reasons = verdict.reasons
     subject = ctx.header("Subject")[:MAX_TEXT]
-    evicted: list[HeldMessage] = []
-    with app.db.session() as s:
-        settings = lock_account(s, app, account)
-        limit = default_limit if settings.limit_bytes is None else settings.limit_bytes
+
+    def work(s: Session) -> list[tuple[str, int]]:
+        own_limit = s.scalar(select(QuarantineAccount.limit_bytes)
+                             .where(QuarantineAccount.name == account))
+        limit = default_limit if own_limit is None else own_limit
         used = used_bytes(s, account)
+        evicted: list[HeldMessage] = []
         if used + ctx.size > limit:
             # FOR UPDATE: a row a release claims meanwhile (held -> releasing) is waited
             # for and then skipped, never evicted while it is being sent
@@ -85,6 +92,11 @@ def _commit(app: App, ctx: MessageContext, verdict: Verdict, held_id: str,
             "id": held_id, "account": account, "sender": ctx.mail_from,
             "recipients": list(ctx.rcpt_tos), "subject": subject, "reasons": reasons,
             "size": ctx.size, "direction": ctx.direction.value, "score": verdict.score})
-    for row in evicted:
-        log.info("event=evicted id=%s account=%s size=%d", row.id, account, row.size)
-    return [row.id for row in evicted]
+        s.flush()  # a failure is this message's, not the batch's commit
+        return [(row.id, row.size) for row in evicted]
+
+    app.db.group.register_lock(ACCOUNTS, lambda s, names: lock_accounts(s, app.clock.now(), names))
+    evicted = app.db.group.run(work, {ACCOUNTS: [account]})
+    for evicted_id, size in evicted:
+        log.info("event=evicted id=%s account=%s size=%d", evicted_id, account, size)
+    return [evicted_id for evicted_id, _ in evicted]

@@ -52,18 +52,35 @@ def defaults(app: App) -> Defaults:
                     DEFAULT_RELEASES if releases is None else int(releases))
 
 
+ACCOUNTS = "quarantine_accounts"
+"""The lock kind of quarantine account rows in the shared write transaction
+(``app.db.group``): a hold locks its account's row there."""
+
+
 def lock_account(s: Session, app: App, name: str) -> QuarantineAccount:
     """The account's row, created if missing, locked until the transaction ends
     (``FOR UPDATE`` on PostgreSQL; SQLite transactions already hold the write lock)."""
-    now = app.clock.now()
-    for table, values in ((Account.__table__, {"name": name, "created_at": now}),
-                          (QuarantineAccount.__table__,
-                           {"name": name, "state": "active", "created_at": now})):
-        dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
-        s.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
+    create_accounts(s, app.clock.now(), [name])
     row = s.scalars(select(QuarantineAccount).where(QuarantineAccount.name == name)
                     .with_for_update().execution_options(populate_existing=True)).one()
     return row
+
+
+def lock_accounts(s: Session, now: datetime, names: Sequence[str]) -> None:
+    """Create the accounts' rows where missing and lock them in name order (the locker of
+    :data:`ACCOUNTS`; ``names`` come sorted)."""
+    create_accounts(s, now, names)
+    s.execute(select(QuarantineAccount.name).where(QuarantineAccount.name.in_(names))
+              .order_by(QuarantineAccount.name).with_for_update())
+
+
+def create_accounts(s: Session, now: datetime, names: Sequence[str]) -> None:
+    """The accounts' rows (ie's and the quarantine's), where missing."""
+    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+    for table, extra in ((Account.__table__, {}),
+                         (QuarantineAccount.__table__, {"state": "active"})):
+        s.execute(dialect.insert(table).values([{"name": name, "created_at": now, **extra}
+                                                for name in names]).on_conflict_do_nothing())
 
 
 def used_bytes(s: Session, account: str) -> int:

@@ -117,6 +117,41 @@ def test_eviction_deletes_exactly_the_oldest(qapp, service, clock):
     assert service.accounts_list(ROOT)["items"][0]["deleted_last_hour"] == 0
 
 
+def test_concurrent_holds_share_a_transaction_and_keep_the_limit(qapp, service):
+    """Holds finishing together are written in one transaction (the group commit), each
+    seeing the ones before it: the account stays within its limit, every message is
+    either listed or evicted with its event, and the files on disk are the listed ones."""
+    service.accounts_edit(ROOT, "alice", limit=str(50 * 1024))
+    hold(qapp, raw=message(size=10 * 1024, marker="first"))  # the account exists
+    commits = []
+    gate = threading.Event()
+    event.listen(qapp.db.engine, "commit", lambda conn: commits.append(1))
+
+    def slow(s):  # holds the writer while the holds queue behind it
+        gate.wait(5)
+
+    blocker = threading.Thread(target=qapp.db.group.run, args=(slow,))
+    blocker.start()
+    held: list[str] = []
+    threads = [threading.Thread(target=lambda i=i: held.append(
+        hold(qapp, raw=message(size=10 * 1024, marker=str(i))))) for i in range(12)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    gate.set()
+    for t in [blocker, *threads]:
+        t.join(10)
+    assert len(held) == 12
+    assert len(commits) <= 3  # the blocker's, then the twelve holds together
+    listed = {i["email_id"] for i in service.emails_list(ROOT, limit="100")["items"]}
+    evicted = {e["id"] for e in events(qapp, "evicted")}
+    assert len(listed) == 5 and not listed & evicted
+    assert listed | evicted >= set(held)
+    assert service.accounts_list(ROOT)["items"][0]["used_bytes"] == 50 * 1024
+    assert {p.name for p in (qapp.data_dir / "quarantine").iterdir()
+            if not p.name.startswith(".")} == listed
+
+
 def test_a_single_message_larger_than_the_limit_is_still_held(qapp, service, clock):
     service.accounts_edit(ROOT, "alice", limit="10000")
     first = hold(qapp, raw=message(size=5000))
