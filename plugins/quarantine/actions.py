@@ -19,7 +19,7 @@ from ie_core.events import emit
 
 from . import event_kinds
 from .hold import blob_store
-from .limits import lock_account, releases_in_last_hour
+from .limits import lock_account, lock_accounts, releases_in_last_hour
 from .models import (
     DELETED,
     HELD,
@@ -101,6 +101,7 @@ def release(app: App, reinjectors: Reinjectors, held_id: str, actor: str,
         log.info("event=release_refused id=%s reply=%s", held_id, result.reply)
         raise ReleaseRefused(f"the MTA refused it: {detail or result.reply}")
     with app.db.session() as s:
+        lock_accounts(s, now, [row.account])  # before the row: the used bytes change
         done = s.get(HeldMessage, held_id)
         if done is not None:
             s.add(log_entry(done, RELEASED, actor, now, limited=limit is not None))
@@ -170,6 +171,10 @@ def delete(app: App, held_ids: list[str], actor: str, spam: bool = False) -> lis
     now = app.clock.now()
     done: list[str] = []
     with app.db.session() as s:
+        accounts = s.scalars(select(HeldMessage.account).where(HeldMessage.id.in_(held_ids))
+                             .distinct()).all()
+        if accounts:  # before the rows, as a hold does: their used bytes change
+            lock_accounts(s, now, sorted(accounts))
         rows = s.scalars(select(HeldMessage).where(HeldMessage.id.in_(held_ids),
                                                    HeldMessage.state == HELD)
                          .order_by(HeldMessage.quarantined_at, HeldMessage.id)  # as hold.py

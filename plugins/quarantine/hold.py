@@ -13,7 +13,7 @@ from ie_core.db import new_id
 from ie_core.events import emit
 
 from . import event_kinds
-from .limits import ACCOUNTS, defaults, lock_accounts, used_bytes
+from .limits import ACCOUNTS, defaults, lock_accounts
 from .models import EVICTED, HELD, HeldMessage, QuarantineAccount, log_entry
 from .store import BlobStore
 
@@ -58,10 +58,10 @@ def _commit(app: App, ctx: MessageContext, verdict: Verdict, held_id: str,
     subject = ctx.header("Subject")[:MAX_TEXT]
 
     def work(s: Session) -> list[tuple[str, int]]:
-        own_limit = s.scalar(select(QuarantineAccount.limit_bytes)
-                             .where(QuarantineAccount.name == account))
+        own_limit, used = s.execute(select(QuarantineAccount.limit_bytes,
+                                           QuarantineAccount.used_bytes)
+                                    .where(QuarantineAccount.name == account)).one()
         limit = default_limit if own_limit is None else own_limit
-        used = used_bytes(s, account)
         evicted: list[HeldMessage] = []
         if used + ctx.size > limit:
             # FOR UPDATE: a row a release claims meanwhile (held -> releasing) is waited

@@ -19,7 +19,6 @@ from ie_core.db.models import Account
 
 from .models import (
     EVICTED,
-    HELD,
     RELEASED,
     RELEASING,
     HeldMessage,
@@ -83,13 +82,6 @@ def create_accounts(s: Session, now: datetime, names: Sequence[str]) -> None:
                                                 for name in names]).on_conflict_do_nothing())
 
 
-def used_bytes(s: Session, account: str) -> int:
-    total = s.scalar(select(func.coalesce(func.sum(HeldMessage.size), 0))
-                     .where(HeldMessage.account == account,
-                            HeldMessage.state.in_((HELD, RELEASING))))
-    return int(total or 0)
-
-
 def releases_in_last_hour(s: Session, account: str, now: datetime) -> int:
     """Releases that count against the account's limit: done in the last hour by a
     non-root caller, plus those a non-root caller is sending right now."""
@@ -105,11 +97,10 @@ def releases_in_last_hour(s: Session, account: str, now: datetime) -> int:
 def used_bytes_by_account(s: Session, accounts: Sequence[str] | None = None
                           ) -> dict[str, int]:
     """:func:`used_bytes` of every account (or of ``accounts``) in one query."""
-    query = (select(HeldMessage.account, func.sum(HeldMessage.size))
-             .where(HeldMessage.state.in_((HELD, RELEASING))).group_by(HeldMessage.account))
+    query = select(QuarantineAccount.name, QuarantineAccount.used_bytes)
     if accounts is not None:
-        query = query.where(HeldMessage.account.in_(accounts))
-    return {name: int(total or 0) for name, total in s.execute(query)}
+        query = query.where(QuarantineAccount.name.in_(accounts))
+    return {name: int(total) for name, total in s.execute(query) if total}
 
 
 def evicted_by_account(s: Session, now: datetime, accounts: Sequence[str] | None = None

@@ -66,7 +66,8 @@ class HeldMessage(Base):
 
 
 class QuarantineAccount(Base):
-    """An account's quarantine subspace: state and overrides (``None``: the default)."""
+    """An account's quarantine subspace: state, overrides (``None``: the default) and the
+    bytes its messages use."""
 
     __tablename__ = "quarantine_accounts"
 
@@ -75,6 +76,9 @@ class QuarantineAccount(Base):
     limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
     releases_limit: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
+    used_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Size of the account's held and releasing messages, kept by database triggers
+    (revision ``0013_quarantine_used_bytes``): never written by ie's code."""
 
 
 class QuarantineLog(Base):

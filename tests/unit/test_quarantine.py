@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
+import random
 import threading
 import time
 import uuid
 
 import pytest
-from sqlalchemy import event, select, text, update
+from sqlalchemy import event, func, select, text, update
 
 from ie_core import (
     Action,
@@ -23,7 +26,8 @@ from ie_core import (
 from ie_core.db import migrate
 from ie_core.db.models import Event
 from ie_plugins.quarantine import ie_hold, ie_release, sweep
-from ie_plugins.quarantine.models import HeldMessage, QuarantineLog
+from ie_plugins.quarantine.actions import ReleaseRefused
+from ie_plugins.quarantine.models import HeldMessage, QuarantineAccount, QuarantineLog
 from ie_plugins.quarantine.service import Caller, QuarantineService
 
 ROOT = Caller.root()
@@ -150,6 +154,58 @@ def test_concurrent_holds_share_a_transaction_and_keep_the_limit(qapp, service):
     assert service.accounts_list(ROOT)["items"][0]["used_bytes"] == 50 * 1024
     assert {p.name for p in (qapp.data_dir / "quarantine").iterdir()
             if not p.name.startswith(".")} == listed
+
+
+def test_used_bytes_follow_every_way_in_and_out(qapp, service, clock):
+    """Each account row's used bytes (kept by the database's triggers) equal the sum of
+    its held and releasing messages after holds, evictions, releases, deletions, claims,
+    undone claims, rows moved by hand and a purge, in a random order."""
+    rng = random.Random(14)
+    service.accounts_edit(ROOT, "alice", limit=str(60 * 1024))
+
+    def check() -> None:
+        with qapp.db.session() as s:
+            kept = dict(s.execute(select(QuarantineAccount.name,
+                                         QuarantineAccount.used_bytes)).all())
+            summed = dict(s.execute(
+                select(HeldMessage.account, func.sum(HeldMessage.size))
+                .where(HeldMessage.state.in_(("held", "releasing")))
+                .group_by(HeldMessage.account)).all())
+        assert {name: used for name, used in kept.items() if used} == summed
+
+    def claim(ids: list[str], state: str) -> None:
+        with qapp.db.session() as s:
+            s.execute(update(HeldMessage).where(HeldMessage.id.in_(ids))
+                      .values(state=state))
+
+    kinds = collections.Counter()
+    for _ in range(80):
+        listed = [i["email_id"] for i in service.emails_list(ROOT, limit="100")["items"]]
+        kind = rng.choice(["hold", "hold", "hold", "release", "delete", "claim", "unclaim",
+                           "move", "purge"]) if listed else "hold"
+        if kind == "hold":
+            hold(qapp, account=rng.choice(["alice", "bob"]),
+                 raw=message(size=rng.randrange(2, 20) * 1024, marker=str(rng.random())))
+        elif kind == "release":
+            with contextlib.suppress(ReleaseRefused):
+                service.emails_release(ROOT, rng.choice(listed))
+        elif kind == "delete":
+            service.emails_remove(ROOT, ",".join(rng.sample(listed, min(3, len(listed)))))
+        elif kind == "move":  # an admin's own SQL: another account, another size
+            with qapp.db.session() as s:
+                s.execute(update(HeldMessage).where(HeldMessage.id == rng.choice(listed))
+                          .values(account="alice", size=HeldMessage.size + 1))
+        elif kind in ("claim", "unclaim"):
+            claim(rng.sample(listed, min(2, len(listed))),
+                  "releasing" if kind == "claim" else "held")
+        else:
+            claim(listed, "held")
+            with contextlib.suppress(NotFound):  # bob held nothing since the last purge
+                service.accounts_remove(ROOT, "bob")
+        kinds[kind] += 1
+        clock.advance(seconds=5)
+        check()
+    assert events(qapp, "evicted") and min(kinds.values()) >= 3
 
 
 def test_a_single_message_larger_than_the_limit_is_still_held(qapp, service, clock):
@@ -415,17 +471,28 @@ def test_sweeper_removes_only_old_orphans(qapp):
 
 def test_migration_downgrades_and_upgrades(qapp):
     held = hold(qapp)
-    migrate.downgrade(qapp.db, "quarantine@-1")  # the list indexes
+
+    def used() -> int:
+        with qapp.db.session() as s:
+            return s.scalar(select(QuarantineAccount.used_bytes)
+                            .where(QuarantineAccount.name == "alice"))
+
+    migrate.downgrade(qapp.db, "quarantine@-1")  # the used bytes
+    assert "0012_quarantine_list_indexes" in migrate.current_heads(qapp.db)
+    migrate.upgrade(qapp.db)  # counts what is held
+    assert used() == len(message())
+    migrate.downgrade(qapp.db, "quarantine@-2")  # and the list indexes
     assert "0010_quarantine_direction" in migrate.current_heads(qapp.db)
     migrate.downgrade(qapp.db, "quarantine@-1")  # the direction column
     assert "0002_quarantine" in migrate.current_heads(qapp.db)
     migrate.upgrade(qapp.db)  # a row held before the column existed is outgoing
     with qapp.db.session() as s:
         assert s.get(HeldMessage, held).direction == "outgoing"
-    migrate.downgrade(qapp.db, "quarantine@-3")
+    assert used() == len(message())
+    migrate.downgrade(qapp.db, "quarantine@-4")
     assert "0002_quarantine" not in migrate.current_heads(qapp.db)
     migrate.upgrade(qapp.db)
-    assert "0012_quarantine_list_indexes" in migrate.current_heads(qapp.db)
+    assert "0013_quarantine_used_bytes" in migrate.current_heads(qapp.db)
     with qapp.db.session() as s:
         assert s.scalars(select(HeldMessage)).all() == []
 
