@@ -24,6 +24,7 @@ from tests.fixtures.mta import (
     message,
     quiet_plugins,
     status_items,
+    wait_rows,
 )
 from tests.fixtures.sink import Sink
 
@@ -106,7 +107,7 @@ def test_submission_reaches_the_internet_once_with_our_headers_and_the_sasl_user
     assert got.rcpt_tos == ["carol@example.org"]
     assert got.data.count(b"X-IE-Filter-Action: deliver") == 1  # not filtered again
     assert b"X-IE-Auth-User" not in got.data  # ours is removed before it leaves
-    [row] = running.log_rows()
+    [row] = wait_rows(running, 1)
     assert (row.direction, row.sender_email, row.outcome) == (
         "outgoing", "alice@example.test", "delivered")
 
@@ -117,7 +118,7 @@ def test_a_client_cannot_forge_the_identity_header(running):
     running.exim.submit(forged, ["bob@example.test"], "mallory@example.test")
     running.internet.wait_for(1, timeout=20)
     running.mailbox.wait_for(1, timeout=20)
-    rows = {r.direction: r for r in running.log_rows()}
+    rows = {r.direction: r for r in wait_rows(running, 2)}
     assert rows["outgoing"].sender_email == "alice@example.test"
     assert rows["incoming"].sender_email == "mallory@example.test"  # the envelope only
     assert all(b"mallory@example.test\r\n" not in m.data.split(b"\r\n\r\n")[0]
@@ -131,7 +132,7 @@ def test_a_line_the_email_parser_stops_at_does_not_lose_the_identity(running):
     running.exim.submit(odd, ['"(Authenticated sender: victim@example.test)"@example.org'],
                         "alice@example.test", login=ALICE)
     running.internet.wait_for(1, timeout=20)
-    [row] = running.log_rows()
+    [row] = wait_rows(running, 1)
     assert (row.direction, row.sender_email) == ("outgoing", "alice@example.test")
 
 
@@ -140,7 +141,7 @@ def test_unauthenticated_mail_for_local_domains_is_incoming_local_mail_outgoing(
     running.exim.sendmail(message("local"), ["carol@example.org"])
     running.mailbox.wait_for(1, timeout=20)
     running.internet.wait_for(1, timeout=20)
-    rows = running.log_rows()
+    rows = wait_rows(running, 2)
     assert sorted((r.direction, r.rcpt_tos[0]) for r in rows) == [
         ("incoming", "bob@example.test"), ("outgoing", "carol@example.org")]
 

@@ -8,7 +8,6 @@ Dovecot; ie-filterd runs as a subprocess.
 from __future__ import annotations
 
 import pwd
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +28,7 @@ from tests.fixtures.mta import (
     message,
     quiet_plugins,
     status_items,
+    wait_rows,
 )
 from tests.fixtures.postfix import LOCAL_CLIENT, PrivatePostfix, require_postfix
 from tests.fixtures.sink import Sink, free_port
@@ -81,15 +81,6 @@ class Stack:
         engine.dispose()
 
 
-def wait_rows(stack: Stack, count: int, timeout: float = 10.0) -> list[MessageLog]:
-    deadline = time.monotonic() + timeout
-    rows = stack.log_rows()
-    while len(rows) < count and time.monotonic() < deadline:
-        time.sleep(0.1)
-        rows = stack.log_rows()
-    return rows
-
-
 @contextmanager
 def new_stack(tmp: Path, settings: dict[str, object] | None = None) -> Iterator[Stack]:
     st = Stack(tmp, settings)
@@ -134,7 +125,7 @@ def test_submission_reaches_the_internet_with_our_headers_and_the_sasl_user(runn
     assert got.rcpt_tos == ["carol@example.org"]
     assert b"X-IE-Filter-Action: deliver" in got.data
     assert got.data.count(b"X-IE-Filter-Id:") == 1  # filtered once, not again on reinjection
-    [row] = running.log_rows()
+    [row] = wait_rows(running, 1)
     assert (row.direction, row.sender_email, row.outcome) == (
         "outgoing", "alice@example.test", "delivered")
 
@@ -149,7 +140,7 @@ def test_a_client_cannot_forge_the_identity(running):
     running.postfix.receive(forged, ["bob@example.test"], "mallory@example.test")
     running.internet.wait_for(1, timeout=20)
     running.mailbox.wait_for(1, timeout=20)
-    rows = {r.direction: r for r in running.log_rows()}
+    rows = {r.direction: r for r in wait_rows(running, 2)}
     assert rows["outgoing"].sender_email == "alice@example.test"
     assert rows["incoming"].sender_email == "mallory@example.test"  # the envelope, nothing more
     [got] = running.internet.messages
@@ -168,7 +159,7 @@ def test_a_recipient_address_cannot_choose_the_account(running):
                                 client=LOCAL_CLIENT)
     got = running.internet.wait_for(2, timeout=20)
     assert sorted(r for m in got for r in m.rcpt_tos) == sorted(hostile)
-    rows = running.log_rows()
+    rows = wait_rows(running, 2)
     assert [(r.direction, r.sender_email) for r in rows] == [
         ("outgoing", "mallory@outside.test")] * 2
     assert all(r.account != "mail" for r in rows)
@@ -190,7 +181,7 @@ def test_an_authenticated_client_on_port_25_is_outgoing(running):
     running.postfix.receive(message("auth on 25"), ["carol@example.org"],
                             "alice@example.test", login=ALICE)
     running.internet.wait_for(1, timeout=20)
-    [row] = running.log_rows()
+    [row] = wait_rows(running, 1)
     assert (row.direction, row.sender_email) == ("outgoing", "alice@example.test")
 
 
@@ -314,7 +305,7 @@ def test_a_local_recipient_does_not_let_the_remote_ones_skip_the_outgoing_check(
                             "alice@example.test", client=LOCAL_CLIENT)
     [out] = running.internet.wait_for(1, timeout=20)
     [local] = running.mailbox.wait_for(1, timeout=20)
-    [row] = running.log_rows()
+    [row] = wait_rows(running, 1)
     assert (row.direction, sorted(row.rcpt_tos)) == (
         "outgoing", ["bob@example.test", "carol@example.org"])
     assert filter_id(out.data) == filter_id(local.data) == row.id
