@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from ie_core import App, MessageContext, Verdict
@@ -63,18 +64,17 @@ def _commit(app: App, ctx: MessageContext, verdict: Verdict, held_id: str,
                                     .where(QuarantineAccount.name == account)).one()
         limit = default_limit if own_limit is None else own_limit
         evicted: list[HeldMessage] = []
-        if used + ctx.size > limit:
-            # FOR UPDATE: a row a release claims meanwhile (held -> releasing) is waited
-            # for and then skipped, never evicted while it is being sent
-            oldest = s.scalars(select(HeldMessage).where(
-                HeldMessage.account == account, HeldMessage.state == HELD)
-                .order_by(HeldMessage.quarantined_at, HeldMessage.id)
-                .with_for_update().execution_options(populate_existing=True)).all()
-            for row in oldest:
+        after: tuple[datetime, str] | None = None
+        while used + ctx.size > limit:
+            page = _oldest(s, account, after)
+            if not page:
+                break
+            for row in page:
                 if used + ctx.size <= limit:
                     break
                 evicted.append(row)
                 used -= row.size
+            after = (page[-1].quarantined_at, page[-1].id)
         for row in evicted:
             s.add(log_entry(row, EVICTED, "ie", now))
             emit(s, app.clock, event_kinds.EVICTED, account, {"id": row.id, "account": account})
@@ -100,3 +100,22 @@ def _commit(app: App, ctx: MessageContext, verdict: Verdict, held_id: str,
     for evicted_id, size in evicted:
         log.info("event=evicted id=%s account=%s size=%d", evicted_id, account, size)
     return [evicted_id for evicted_id, _ in evicted]
+
+
+EVICTION_PAGE = 16
+"""Rows read at a time while looking for the oldest messages to evict (one is usually
+enough: a full quarantine makes room for a message like the ones it holds)."""
+
+
+def _oldest(s: Session, account: str, after: tuple[datetime, str] | None
+            ) -> list[HeldMessage]:
+    """The account's oldest held messages after ``after`` (arrival in the quarantine,
+    then id), a page at a time, locked: a row a release claims meanwhile (held ->
+    releasing) is waited for and then skipped, never evicted while it is being sent."""
+    query = select(HeldMessage).where(HeldMessage.account == account,
+                                      HeldMessage.state == HELD)
+    if after is not None:
+        query = query.where(tuple_(HeldMessage.quarantined_at, HeldMessage.id) > after)
+    return list(s.scalars(query.order_by(HeldMessage.quarantined_at, HeldMessage.id)
+                          .limit(EVICTION_PAGE).with_for_update()
+                          .execution_options(populate_existing=True)))

@@ -208,6 +208,24 @@ def test_used_bytes_follow_every_way_in_and_out(qapp, service, clock):
     assert events(qapp, "evicted") and min(kinds.values()) >= 3
 
 
+def test_a_large_message_evicts_many_small_ones_oldest_first(qapp, service, clock):
+    """The oldest are looked for a page at a time: 40 small messages, some held in the
+    same second (then the id decides), make room for one nearly as large as the limit."""
+    service.accounts_edit(ROOT, "alice", limit=str(48 * 1024))
+    small = []
+    for i in range(40):
+        small.append(hold(qapp, raw=message(size=1024, marker=str(i))))
+        if i % 3 == 0:
+            clock.advance(seconds=1)
+    with qapp.db.session() as s:
+        order = [r.id for r in s.scalars(select(HeldMessage).order_by(
+            HeldMessage.quarantined_at, HeldMessage.id))]
+    big = hold(qapp, raw=message(size=40 * 1024))
+    listed = {i["email_id"] for i in service.emails_list(ROOT, limit="100")["items"]}
+    assert listed == {big, *order[32:]}  # 8 + 40 KB fit in 48 KB
+    assert [e["id"] for e in events(qapp, "evicted")] == order[:32]
+
+
 def test_a_single_message_larger_than_the_limit_is_still_held(qapp, service, clock):
     service.accounts_edit(ROOT, "alice", limit="10000")
     first = hold(qapp, raw=message(size=5000))
