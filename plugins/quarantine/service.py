@@ -396,9 +396,13 @@ class QuarantineService:
             raise InvalidInput(f"{left} message(s) of {account} are being released; "
                                "try again in a moment")
         with self.app.db.session() as s:
-            row = s.get(QuarantineAccount, account)
-            if row is not None:
-                s.delete(row)
+            row = lock_account(s, self.app, account)  # a hold locks it first too
+            if s.scalar(select(HeldMessage.id).where(HeldMessage.account == account)
+                        .limit(1)) is not None:
+                # its used bytes are in the row: keep it while it has messages
+                raise InvalidInput(f"mail was held for {account} meanwhile; run the "
+                                   "command again")
+            s.delete(row)
         return {"deleted": len(done)}
 
     # defaults ---------------------------------------------------------------------

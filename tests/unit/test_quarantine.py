@@ -25,7 +25,7 @@ from ie_core import (
 )
 from ie_core.db import migrate
 from ie_core.db.models import Event
-from ie_plugins.quarantine import ie_hold, ie_release, sweep
+from ie_plugins.quarantine import actions, ie_hold, ie_release, sweep
 from ie_plugins.quarantine.actions import ReleaseRefused
 from ie_plugins.quarantine.models import HeldMessage, QuarantineAccount, QuarantineLog
 from ie_plugins.quarantine.service import Caller, QuarantineService
@@ -451,6 +451,27 @@ def test_remove_and_purge(qapp, service):
     assert [i["name"] for i in service.accounts_list(ROOT)["items"]] == ["bob"]
     with pytest.raises(NotFound):
         service.accounts_remove(ROOT, "alice")
+
+
+def test_a_purge_keeps_the_account_when_mail_is_held_meanwhile(qapp, service, monkeypatch):
+    """The account row carries its used bytes: a message held between the purge's
+    deletions and the removal of the row keeps the row, and says so."""
+    hold(qapp)
+    delete = actions.delete
+
+    def delete_then_a_hold_comes(*args, **kwargs):
+        done = delete(*args, **kwargs)
+        hold(qapp, raw=message(marker="meanwhile"))
+        return done
+
+    monkeypatch.setattr(actions, "delete", delete_then_a_hold_comes)
+    with pytest.raises(InvalidInput, match="held for alice meanwhile"):
+        service.accounts_remove(ROOT, "alice")
+    [acct] = service.accounts_list(ROOT)["items"]
+    assert acct["used_bytes"] == len(message(marker="meanwhile"))
+    monkeypatch.setattr(actions, "delete", delete)
+    assert service.accounts_remove(ROOT, "alice") == {"deleted": 1}
+    assert service.accounts_list(ROOT)["items"] == []
 
 
 def test_blocking_an_account_holds_its_mail_and_emits_an_event(qapp, service):
