@@ -66,11 +66,20 @@ def lock_account(s: Session, app: App, name: str) -> QuarantineAccount:
 
 
 def lock_accounts(s: Session, now: datetime, names: Sequence[str]) -> None:
-    """Create the accounts' rows where missing and lock them in name order (the locker of
-    :data:`ACCOUNTS`; ``names`` come sorted)."""
-    create_accounts(s, now, names)
-    s.execute(select(QuarantineAccount.name).where(QuarantineAccount.name.in_(names))
-              .order_by(QuarantineAccount.name).with_for_update())
+    """Lock the accounts' rows in name order, creating (and then locking) those that are
+    missing (the locker of :data:`ACCOUNTS`; ``names`` come sorted).  A row once created
+    is never taken away while it has messages, so the usual case is one statement."""
+    found = set(_lock_rows(s, names))
+    missing = [name for name in names if name not in found]
+    if missing:
+        create_accounts(s, now, missing)
+        _lock_rows(s, missing)
+
+
+def _lock_rows(s: Session, names: Sequence[str]) -> list[str]:
+    return list(s.scalars(select(QuarantineAccount.name)
+                          .where(QuarantineAccount.name.in_(names))
+                          .order_by(QuarantineAccount.name).with_for_update()))
 
 
 def create_accounts(s: Session, now: datetime, names: Sequence[str]) -> None:
