@@ -103,15 +103,6 @@ def releases_in_last_hour(s: Session, account: str, now: datetime) -> int:
     return int(done or 0) + int(sending or 0)
 
 
-def used_bytes_by_account(s: Session, accounts: Sequence[str] | None = None
-                          ) -> dict[str, int]:
-    """:func:`used_bytes` of every account (or of ``accounts``) in one query."""
-    query = select(QuarantineAccount.name, QuarantineAccount.used_bytes)
-    if accounts is not None:
-        query = query.where(QuarantineAccount.name.in_(accounts))
-    return {name: int(total) for name, total in s.execute(query) if total}
-
-
 def evicted_by_account(s: Session, now: datetime, accounts: Sequence[str] | None = None
                        ) -> dict[str, int]:
     """Messages evicted in the last hour, per account (or of ``accounts``), in one query."""

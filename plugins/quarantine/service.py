@@ -35,7 +35,6 @@ from .limits import (
     evicted_by_account,
     lock_account,
     releases_in_last_hour,
-    used_bytes_by_account,
 )
 from .models import (
     ACCOUNT_STATES,
@@ -290,39 +289,41 @@ class QuarantineService:
     def accounts_list(self, caller: Caller, name: Any = None, limit: Any = 0,
                       offset: Any = 0) -> dict[str, Any]:
         """The accounts by name (``limit`` of them from ``offset``; 0: all), with their
-        usage: only the listed accounts' held mail is summed."""
+        usage (kept in each account's row) and evictions of the last hour."""
         scope = self._scope(caller, name)
         n = count(limit, "--limit", maximum=MAX_LIST)
         skip = count(offset, "--offset")
         d = defaults(self.app)
         now = self.app.clock.now()
         with self.app.db.session() as s:
-            query = select(QuarantineAccount).order_by(QuarantineAccount.name)
+            query = select(QuarantineAccount.name, QuarantineAccount.state,
+                           QuarantineAccount.limit_bytes, QuarantineAccount.releases_limit,
+                           QuarantineAccount.used_bytes).order_by(QuarantineAccount.name)
             total_query = select(func.count()).select_from(QuarantineAccount)
             if scope is not None:
                 query = query.where(QuarantineAccount.name == scope)
                 total_query = total_query.where(QuarantineAccount.name == scope)
             if n:
                 query = query.limit(n)
-            rows = list(s.scalars(query.offset(skip)).all())
+            rows: list[tuple[str, str, int | None, int | None, int]] = [
+                (r.name, r.state, r.limit_bytes, r.releases_limit, r.used_bytes)
+                for r in s.execute(query.offset(skip))]
             total = int(s.scalar(total_query) or 0) if n or skip else len(rows)
             if not rows and scope is not None and not caller.is_root:
-                rows = [QuarantineAccount(name=scope, state="active", limit_bytes=None,
-                                          releases_limit=None, created_at=now)]
+                rows = [(scope, "active", None, None, 0)]
                 total = 1
             # set-based: one query for the listed accounts (all of them: no IN list)
-            listed = None if scope is None and not n and not skip else [r.name for r in rows]
-            used = used_bytes_by_account(s, listed)
+            listed = None if scope is None and not n and not skip else [r[0] for r in rows]
             evicted = evicted_by_account(s, now, listed)
             items = [{
-                "name": r.name,
-                "limit_bytes": d.limit_bytes if r.limit_bytes is None else r.limit_bytes,
-                "used_bytes": used.get(r.name, 0),
-                "state": r.state,
-                "releases_limit": (d.releases_limit if r.releases_limit is None
-                                   else r.releases_limit),
-                "deleted_last_hour": evicted.get(r.name, 0),
-            } for r in rows]
+                "name": name,
+                "limit_bytes": d.limit_bytes if own_limit is None else own_limit,
+                "used_bytes": used,
+                "state": state,
+                "releases_limit": (d.releases_limit if own_releases is None
+                                   else own_releases),
+                "deleted_last_hour": evicted.get(name, 0),
+            } for name, state, own_limit, own_releases, used in rows]
         names = [str(entry["name"]) for entry in items]
         for option in self.app.hooks.account_options():
             values = option.values(self.app, names)
