@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
-import uuid
 from pathlib import Path
+
+from passes import timed_passes
+from scratch_db import scratch_database
 
 
 def run(url: str, data_dir: Path, passes: int, n: int, size: int,
@@ -49,21 +50,18 @@ def run(url: str, data_dir: Path, passes: int, n: int, size: int,
     verdict = Verdict(Action.QUARANTINE,
                       [Finding(stage="spam", reason="spam", score=9.0,
                                action=Action.QUARANTINE)], 9.0)
-    costs = []
+
+    def one() -> None:
+        ctx = MessageContext(Direction.OUTGOING, raw, "spammer@example.com",
+                             ["r@example.org"], clock.now())
+        ctx.identity.account = "hacked"
+        hold(app, ctx, verdict)
+        clock.advance(seconds=0.01)
+
     try:
-        for _ in range(passes):
-            started, cpu = time.perf_counter(), time.process_time()
-            for _ in range(n):
-                ctx = MessageContext(Direction.OUTGOING, raw, "spammer@example.com",
-                                     ["r@example.org"], clock.now())
-                ctx.identity.account = "hacked"
-                hold(app, ctx, verdict)
-                clock.advance(seconds=0.01)
-            costs.append(((time.perf_counter() - started) * 1000 / n,
-                          (time.process_time() - cpu) * 1000 / n))
+        return timed_passes(passes, n, one)
     finally:
         app.close()
-    return costs
 
 
 def main() -> None:
@@ -77,7 +75,6 @@ def main() -> None:
     parser.add_argument("--tree", help="another source tree of ie to run")
     args = parser.parse_args()
     sys.path.insert(0, args.tree or str(Path(__file__).resolve().parents[1]))
-    from sqlalchemy import create_engine, text
 
     full = args.limit_mb * 1024 * 1024 // args.size
     print(f"{args.messages} holds of {args.size} bytes per pass for one account, limit "
@@ -85,23 +82,9 @@ def main() -> None:
     print(f"{'database':<10} {'':<5} " +
           " ".join(f"{'pass ' + str(i + 1):>9}" for i in range(args.passes)) + "  ms/hold")
     for backend in ["sqlite"] + (["postgresql"] if args.pg else []):
-        with tempfile.TemporaryDirectory() as tmp:
-            if backend == "sqlite":
-                url = f"sqlite:///{Path(tmp) / 'ie.db'}"
-                costs = run(url, Path(tmp), args.passes, args.messages, args.size,
-                            args.limit_mb)
-            else:
-                db = f"ie_bench_{uuid.uuid4().hex[:8]}"
-                admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-                with admin.connect() as c:
-                    c.execute(text(f'CREATE DATABASE "{db}"'))
-                try:
-                    costs = run(args.pg.rsplit("/", 1)[0] + "/" + db, Path(tmp),
-                                args.passes, args.messages, args.size, args.limit_mb)
-                finally:
-                    with admin.connect() as c:
-                        c.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-                    admin.dispose()
+        with tempfile.TemporaryDirectory() as tmp, \
+                scratch_database(backend, Path(tmp), args.pg) as url:
+            costs = run(url, Path(tmp), args.passes, args.messages, args.size, args.limit_mb)
         for column, label in ((0, "wall"), (1, "CPU")):
             print(f"{backend:<10} {label:<5} " + " ".join(f"{c[column]:9.2f}" for c in costs))
 

@@ -34,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scratch_db import scratch_database  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 
 from ie_core import create_app  # noqa: E402
@@ -192,21 +193,8 @@ def hold_one(url: str, data_dir: Path) -> float:
 
 @contextmanager
 def database(kind: str, pg: str | None) -> Iterator[tuple[str, Path]]:
-    with tempfile.TemporaryDirectory() as tmp:
-        if kind == "sqlite":
-            yield f"sqlite:///{Path(tmp) / 'ie.db'}", Path(tmp)
-            return
-        assert pg is not None
-        name = f"ie_scale_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(pg, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield pg.rsplit("/", 1)[0] + "/" + name, Path(tmp)
-        finally:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(kind, Path(tmp), pg) as url:
+        yield url, Path(tmp)
 
 
 def main() -> None:

@@ -18,13 +18,13 @@ import argparse
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from passes import timed_passes  # noqa: E402
+from scratch_db import scratch_database  # noqa: E402
 
 from ie_core import Direction, ManualClock, MessageContext, Outcome, Result, create_app  # noqa: E402
 from ie_core.db import migrate  # noqa: E402
@@ -44,21 +44,18 @@ def run(url: str, data_dir: Path, limits: dict[str, int], passes: int,
         "pipeline.outgoing": ["ratelimit"], "quarantine.cli_socket": ""})
     migrate.upgrade(app.db)
     save_server_settings(app, limits)
-    costs = []
+
+    def one() -> None:
+        ctx = MessageContext(Direction.OUTGOING, RAW, "bob@example.com", ["r@example.org"],
+                             clock.now())
+        verdict = analyse(app, ctx)
+        record(app, ctx, verdict, Outcome(Result.DELIVERED), time.monotonic())
+        clock.advance(seconds=0.01)
+
     try:
-        for _ in range(passes):
-            started, cpu = time.perf_counter(), time.process_time()
-            for _ in range(n):
-                ctx = MessageContext(Direction.OUTGOING, RAW, "bob@example.com",
-                                     ["r@example.org"], clock.now())
-                verdict = analyse(app, ctx)
-                record(app, ctx, verdict, Outcome(Result.DELIVERED), time.monotonic())
-                clock.advance(seconds=0.01)
-            costs.append(((time.perf_counter() - started) * 1000 / n,
-                          (time.process_time() - cpu) * 1000 / n))
+        return timed_passes(passes, n, one)
     finally:
         app.close()
-    return costs
 
 
 def main() -> None:
@@ -74,22 +71,9 @@ def main() -> None:
     backends = ["sqlite"] + (["postgresql"] if args.pg else [])
     for backend in backends:
         for name, limits in (("apply", limited), ("none", unlimited)):
-            with tempfile.TemporaryDirectory() as tmp:
-                if backend == "sqlite":
-                    url = f"sqlite:///{Path(tmp) / 'ie.db'}"
-                    costs = run(url, Path(tmp), limits, args.passes, args.messages)
-                else:
-                    db = f"ie_bench_{uuid.uuid4().hex[:8]}"
-                    admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-                    with admin.connect() as c:
-                        c.execute(text(f'CREATE DATABASE "{db}"'))
-                    try:
-                        url = args.pg.rsplit("/", 1)[0] + "/" + db
-                        costs = run(url, Path(tmp), limits, args.passes, args.messages)
-                    finally:
-                        with admin.connect() as c:
-                            c.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-                        admin.dispose()
+            with tempfile.TemporaryDirectory() as tmp, \
+                    scratch_database(backend, Path(tmp), args.pg) as url:
+                costs = run(url, Path(tmp), limits, args.passes, args.messages)
             for column, label in ((0, "wall"), (1, "CPU")):
                 print(f"{backend:<10} {name + ' ' + label:<11} "
                       + " ".join(f"{c[column]:9.2f}" for c in costs))

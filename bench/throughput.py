@@ -43,7 +43,6 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +50,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from scratch_db import postgresql_database  # noqa: E402
 
 from tests.fixtures.daemon import DaemonProcess, wait_port  # noqa: E402
 from tests.fixtures.sink import Sink, free_port  # noqa: E402
@@ -108,18 +109,8 @@ def database_url(kind: str) -> Iterator[str]:
     if kind == "sqlite":
         yield ""
         return
-    from sqlalchemy import create_engine, text
-
-    name = f"ie_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgresql_database(PG_ADMIN_URL) as url:
+        yield url
 
 
 def run_once(messages: list[bytes], count: int, clients: int,
