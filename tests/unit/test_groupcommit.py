@@ -3,10 +3,8 @@ only after the commit, a failing piece of work fails alone, locks are taken in o
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import event, func, select
@@ -14,6 +12,7 @@ from sqlalchemy import event, func, select
 from ie_core.db import Database
 from ie_core.db.groupcommit import GroupCommit
 from ie_core.db.models import MessageLog
+from tests.fixtures.groupcommit import queued_behind_a_slow_one
 
 
 def log_row(message_id: str, app) -> MessageLog:
@@ -26,24 +25,6 @@ def log_row(message_id: str, app) -> MessageLog:
 def rows(db: Database) -> int:
     with db.reading() as s:
         return s.scalar(select(func.count()).select_from(MessageLog)) or 0
-
-
-def queued_behind_a_slow_one(slow: Callable[[threading.Event], object],
-                             callers: list[Callable[[], object]]) -> None:
-    """Run ``slow(gate)`` (work that holds the writer until the gate opens), then each of
-    ``callers`` in a thread of its own, so that they queue into one batch; open the gate
-    and wait for all."""
-    gate = threading.Event()
-    threads = [threading.Thread(target=slow, args=(gate,))]
-    threads[0].start()
-    time.sleep(0.1)
-    for caller in callers:
-        threads.append(threading.Thread(target=caller))
-        threads[-1].start()
-    time.sleep(0.3)
-    gate.set()
-    for t in threads:
-        t.join(10)
 
 
 @pytest.fixture

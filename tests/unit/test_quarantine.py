@@ -29,6 +29,7 @@ from ie_plugins.quarantine import actions, ie_hold, ie_release, sweep
 from ie_plugins.quarantine.actions import ReleaseRefused
 from ie_plugins.quarantine.models import HeldMessage, QuarantineAccount, QuarantineLog
 from ie_plugins.quarantine.service import Caller, QuarantineService
+from tests.fixtures.groupcommit import queued_behind_a_slow_one
 
 ROOT = Caller.root()
 ALICE = Caller("alice", False)
@@ -128,23 +129,14 @@ def test_concurrent_holds_share_a_transaction_and_keep_the_limit(qapp, service):
     service.accounts_edit(ROOT, "alice", limit=str(50 * 1024))
     hold(qapp, raw=message(size=10 * 1024, marker="first"))  # the account exists
     commits = []
-    gate = threading.Event()
     event.listen(qapp.db.engine, "commit", lambda conn: commits.append(1))
-
-    def slow(s):  # holds the writer while the holds queue behind it
-        gate.wait(5)
-
-    blocker = threading.Thread(target=qapp.db.group.run, args=(slow,))
-    blocker.start()
     held: list[str] = []
-    threads = [threading.Thread(target=lambda i=i: held.append(
-        hold(qapp, raw=message(size=10 * 1024, marker=str(i))))) for i in range(12)]
-    for t in threads:
-        t.start()
-    time.sleep(0.5)
-    gate.set()
-    for t in [blocker, *threads]:
-        t.join(10)
+    store = qapp.data_dir / "quarantine"
+    queued_behind_a_slow_one(
+        lambda gate: qapp.db.group.run(lambda s: gate.wait(5)),
+        [lambda i=i: held.append(hold(qapp, raw=message(size=10 * 1024, marker=str(i))))
+         for i in range(12)],
+        ready=lambda: sum(1 for p in store.iterdir() if not p.name.startswith(".")) == 13)
     assert len(held) == 12
     assert len(commits) <= 3  # the blocker's, then the twelve holds together
     listed = {i["email_id"] for i in service.emails_list(ROOT, limit="100")["items"]}
@@ -152,8 +144,7 @@ def test_concurrent_holds_share_a_transaction_and_keep_the_limit(qapp, service):
     assert len(listed) == 5 and not listed & evicted
     assert listed | evicted >= set(held)
     assert service.accounts_list(ROOT)["items"][0]["used_bytes"] == 50 * 1024
-    assert {p.name for p in (qapp.data_dir / "quarantine").iterdir()
-            if not p.name.startswith(".")} == listed
+    assert {p.name for p in store.iterdir() if not p.name.startswith(".")} == listed
 
 
 def test_used_bytes_follow_every_way_in_and_out(qapp, service, clock):
