@@ -59,10 +59,9 @@ ACCOUNTS = "quarantine_accounts"
 def lock_account(s: Session, app: App, name: str) -> QuarantineAccount:
     """The account's row, created if missing, locked until the transaction ends
     (``FOR UPDATE`` on PostgreSQL; SQLite transactions already hold the write lock)."""
-    create_accounts(s, app.clock.now(), [name])
-    row = s.scalars(select(QuarantineAccount).where(QuarantineAccount.name == name)
-                    .with_for_update().execution_options(populate_existing=True)).one()
-    return row
+    lock_accounts(s, app.clock.now(), [name])
+    return s.scalars(select(QuarantineAccount).where(QuarantineAccount.name == name)
+                     .execution_options(populate_existing=True)).one()
 
 
 def lock_accounts(s: Session, now: datetime, names: Sequence[str]) -> None:
@@ -72,7 +71,7 @@ def lock_accounts(s: Session, now: datetime, names: Sequence[str]) -> None:
     found = set(_lock_rows(s, names))
     missing = [name for name in names if name not in found]
     if missing:
-        create_accounts(s, now, missing)
+        _create_accounts(s, now, missing)
         _lock_rows(s, missing)
 
 
@@ -82,7 +81,7 @@ def _lock_rows(s: Session, names: Sequence[str]) -> list[str]:
                           .order_by(QuarantineAccount.name).with_for_update()))
 
 
-def create_accounts(s: Session, now: datetime, names: Sequence[str]) -> None:
+def _create_accounts(s: Session, now: datetime, names: Sequence[str]) -> None:
     """The accounts' rows (ie's and the quarantine's), where missing."""
     dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
     for table, extra in ((Account.__table__, {}),
