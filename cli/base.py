@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -75,10 +76,15 @@ class IeGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.pop("standalone_mode", None)
+        sys.exit(self.run(*args, **kwargs))
+
+    def run(self, *args: Any, only_this_thread: bool = False, **kwargs: Any) -> int:
+        """Run the command ``main`` would and return its exit code.  With
+        ``only_this_thread`` the log records printed on stderr are only this thread's
+        (ie-filterd running a command beside its own work)."""
         prog = self.name or "ie"
-        with log_to_stderr(prog):
-            code = self._run(prog, *args, **kwargs)
-        sys.exit(code)
+        with log_to_stderr(prog, only_this_thread):
+            return self._run(prog, *args, **kwargs)
 
     def _run(self, prog: str, *args: Any, **kwargs: Any) -> int:
         """The command's exit code; every error is reported here, on one line."""
@@ -129,10 +135,14 @@ def debugging() -> bool:
 
 
 @contextlib.contextmanager
-def log_to_stderr(prog: str) -> Iterator[None]:
+def log_to_stderr(prog: str, only_this_thread: bool = False) -> Iterator[None]:
     """While a command runs, print log records of WARNING and above on stderr, one line
-    each, without the traceback (``IE_DEBUG=1`` shows it)."""
+    each, without the traceback (``IE_DEBUG=1`` shows it); with ``only_this_thread``
+    only the records the calling thread makes."""
     handler = _StderrHandler(logging.WARNING)
+    if only_this_thread:
+        thread = threading.get_ident()
+        handler.addFilter(lambda record: record.thread == thread)
     handler.setFormatter(logging.Formatter(f"{prog}: %(levelname)s: %(name)s: %(message)s")
                          if debugging() else _OneLineFormatter(prog))
     root = logging.getLogger()

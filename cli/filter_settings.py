@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ie_core.commands import emit, get_app, require_root
+from ie_core.commands import emit, get_app, require_root, served
 from ie_core.pluginmanager import Hooks
 from ie_core.runtime import RESTORE, RuntimeSetting, change, current
 
@@ -31,8 +31,8 @@ def build(hooks: Hooks) -> click.Command:
     for spec in specs.values():
         params.append(click.Option([spec.option, _param(spec)], default=None,
                                    help=_help(spec)))
-    return click.Command("filter-settings", callback=callback, params=params,
-                         help="Show the filter settings; with options, change them (root).")
+    return served(click.Command("filter-settings", callback=callback, params=params,
+                         help="Show the filter settings; with options, change them (root)."))
 
 
 def _help(spec: RuntimeSetting) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import click
 
+from ie_cli import forward
 from ie_cli.base import IeGroup, setup_state
 from ie_cli.version import version
 
@@ -19,16 +21,35 @@ def _plugin_commands(app: App) -> list[click.Command]:
     return [*app.hooks.cli_commands(app), filter_settings.build(app.hooks)]
 
 
-@click.group(cls=IeGroup, plugin_commands=_plugin_commands,
-             lazy_commands={"check": "ie_cli.check:check",
-                            "completion": "ie_cli.completion:completion"},
-             context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", envvar="IE_CONFIG", help="configuration file (default /etc/ie/ie.toml)")
-@click.option("--data-dir", help="override ie.data_dir")
 @click.pass_context
-def ie_cli(ctx: click.Context, config: str | None, data_dir: str | None) -> None:
+def _root(ctx: click.Context, config: str | None, data_dir: str | None) -> None:
     """Operate ie: quarantine, accounts, whitelists, limits, statistics."""
     setup_state(ctx)
 
 
-ie_cli.add_command(version)
+def build() -> IeGroup:
+    """A new ``ie-cli`` group: its plugin commands are loaded by its first command, from
+    that command's configuration (ie-filterd builds one per command it runs)."""
+    group = IeGroup(
+        "ie-cli", callback=_root, help=_root.__doc__,
+        params=[click.Option(["--config"], envvar="IE_CONFIG",
+                             help="configuration file (default /etc/ie/ie.toml)"),
+                click.Option(["--data-dir"], help="override ie.data_dir")],
+        plugin_commands=_plugin_commands,
+        lazy_commands={"check": "ie_cli.check:check",
+                       "completion": "ie_cli.completion:completion"},
+        context_settings={"help_option_names": ["-h", "--help"]})
+    group.add_command(version)
+    return group
+
+
+ie_cli = build()
+
+
+def main() -> None:
+    """The ``ie-cli`` program: the command as ie-filterd runs it when it serves it (see
+    :mod:`ie_cli.forward`), else here."""
+    code = forward.forward(sys.argv[1:])
+    if code is not None:
+        sys.exit(code)
+    ie_cli()

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -28,10 +28,29 @@ class CliState:
         self._app: App | None = None
 
     @property
+    def built(self) -> bool:
+        return self._app is not None
+
+    @property
     def app(self) -> App:
         if self._app is None:
             self._app = self._factory()
         return self._app
+
+
+SERVED = "ie_served"
+"""The attribute :func:`served` sets on a command."""
+C = TypeVar("C", bound=click.Command)
+
+
+def served(command: C) -> C:
+    """Mark a command that ie-filterd may run for ``ie-cli`` (already warm, so it
+    answers without the start-up).  Only for a command that reads no stdin, no file
+    named on its command line and asks nothing, whose output is bounded text: it runs
+    in another process, with the same user, configuration and data directory.  On a
+    group it marks every command of the group."""
+    setattr(command, SERVED, True)
+    return command
 
 
 def get_app() -> App:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from ie_core import App, ConfigKey, InvalidInput, SenderIdentity, hookimpl
 from ie_core.account_options import AccountOption
 from ie_core.changes import track
-from ie_core.commands import emit, emit_ok, fail, get_app, require_root
+from ie_core.commands import emit, emit_ok, fail, get_app, require_root, served
 from ie_core.db.models import Account, DomainMap
 from ie_core.identity import domain_of, normalise_address, valid_account, valid_domain
 
@@ -201,6 +201,7 @@ def ie_config_keys() -> Sequence[ConfigKey]:
 
 
 # -- ie-cli domains -------------------------------------------------------------------
+@served
 @click.group("domains", help="ie's own domain -> hosting account map.")
 def domains() -> None:
     pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ie_core import InvalidInput
-from ie_core.commands import emit, get_app, require_root
+from ie_core.commands import emit, get_app, require_root, served
 from ie_core.identity import normalise_domain, normalise_email, valid_account
 
 from . import store
@@ -120,7 +120,8 @@ def _list_group(kind: str) -> click.Group:
     return group
 
 
-blocklist = click.Group("blocklist", help="Blocklists: senders refused or junked (incoming), "
-                                          "recipients refused (outgoing).")
+blocklist = served(click.Group(
+    "blocklist", help="Blocklists: senders refused or junked (incoming), recipients refused "
+                      "(outgoing)."))
 for _kind in KINDS:
     blocklist.add_command(_list_group(_kind))

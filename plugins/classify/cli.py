@@ -10,7 +10,7 @@ import click
 
 from ie_core import App, InvalidInput
 from ie_core.classifier import Classifier, ClassifierUnavailable
-from ie_core.commands import echo_err, emit, fail, get_app, require_root
+from ie_core.commands import echo_err, emit, fail, get_app, require_root, served
 from ie_core.durations import parse_duration
 from ie_plugins.classify import mailboxes
 from ie_plugins.classify.progress import Progress
@@ -160,6 +160,7 @@ def classifier() -> None:
     pass
 
 
+@served
 @classifier.command("stats")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def stats(as_json: bool) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from ie_core import InvalidInput
-from ie_core.commands import emit, get_app, require_root
+from ie_core.commands import emit, get_app, require_root, served
 from ie_core.identity import valid_account
 from ie_plugins.incoming import dovecot, retention, spool, stats
 from ie_plugins.incoming.policy import ENABLED
@@ -71,6 +71,7 @@ def stats_group() -> None:
     pass
 
 
+@served
 @stats_group.command("incoming")
 @click.option("--account", help="only this account")
 @click.option("--days", type=click.IntRange(1, 3660), default=30, show_default=True,

@@ -9,7 +9,7 @@ import click
 from sqlalchemy import select
 
 from ie_core import App, NotFound
-from ie_core.commands import emit, emit_ok, fail, get_app, require_root
+from ie_core.commands import emit, emit_ok, fail, get_app, require_root, served
 from ie_core.db.models import Account
 from ie_core.smtp.reinject import Reply
 from ie_plugins.notify import compose, options
@@ -115,6 +115,7 @@ def schedule(account: str, period: str) -> None:
     emit_ok()
 
 
+@served
 @notify.command("list")
 @click.option("--state", type=click.Choice(["pending", "sending", "handed_over", "sent",
                                             "failed"]), help="only rows in this state")

@@ -16,7 +16,7 @@ import click
 
 from ie_core import App
 from ie_core.account_options import AccountOption
-from ie_core.commands import emit, emit_ok, fail, get_app, is_root
+from ie_core.commands import emit, emit_ok, fail, get_app, is_root, served
 
 from . import layouts, socket_api
 from .layouts import printable
@@ -61,6 +61,7 @@ def emails() -> None:
     pass
 
 
+@served
 @emails.command("list")
 @_ACCOUNT
 @click.option("-s", "--since", default="30d", show_default=True,
@@ -97,6 +98,7 @@ def emails_show(email_id: str, account: str | None, raw: bool, as_json: bool) ->
     emit(data, as_json, lambda: layouts.emails_show(data))
 
 
+@served
 @emails.command("history")
 @_ACCOUNT
 @click.option("-s", "--since", help="only what left in the last 100s, 5m, 1h, 5d ...")
@@ -129,6 +131,7 @@ def _report(data: dict[str, Any], as_json: bool) -> None:
         fail(f"{len(data['failed'])} of {len(data['failed']) + len(data['done'])} failed")
 
 
+@served
 @emails.command("release")
 @click.option("--ids", required=True, help="message ids, separated by commas")
 @_ACCOUNT
@@ -138,6 +141,7 @@ def emails_release(ids: str, account: str | None, as_json: bool) -> None:
     _report(call("emails.release", ids=ids, account=account), as_json)
 
 
+@served
 @emails.command("remove")
 @click.option("--ids", required=True, help="message ids, separated by commas")
 @_ACCOUNT
@@ -149,6 +153,7 @@ def emails_remove(ids: str, account: str | None, spam: bool, as_json: bool) -> N
 
 
 # -- accounts -------------------------------------------------------------------------
+@served
 @click.group("accounts", help="Hosting accounts' quarantines: state, limits, usage.")
 def accounts() -> None:
     pass
@@ -206,6 +211,7 @@ def accounts_remove(name: str) -> None:
 
 
 # -- quarantine-defaults --------------------------------------------------------------
+@served
 @click.group("quarantine-defaults", help="Defaults for accounts without their own limits.")
 def quarantine_defaults() -> None:
     pass

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ie_core import InvalidInput
-from ie_core.commands import emit, get_app, require_root
+from ie_core.commands import emit, get_app, require_root, served
 from ie_core.durations import parse_duration
 
 from .limits import save_server_settings, server_settings, set_object_limit
@@ -22,6 +22,7 @@ def _int(option: str, text: str) -> int:
         raise InvalidInput(f"{option} takes a whole number, not {text[:40]!r}") from None
 
 
+@served
 @click.group("am", help="Activity Monitor: send limits and what each sender sent. Prints "
                         "JSON, as Imunify Email's ie-cli does.")
 def am() -> None:

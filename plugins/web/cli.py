@@ -7,7 +7,7 @@ import sys
 import click
 
 from ie_core import InvalidInput
-from ie_core.commands import emit, emit_ok, get_app, require_root
+from ie_core.commands import emit, emit_ok, get_app, require_root, served
 
 from . import credentials, signing
 from .models import ADMIN
@@ -57,6 +57,7 @@ def owner_password(account: str, password_stdin: bool) -> None:
     emit_ok()
 
 
+@served
 @web.command("login-link")
 @click.argument("account")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")

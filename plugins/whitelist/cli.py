@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ie_core.commands import echo_err, emit, get_app, require_root
+from ie_core.commands import echo_err, emit, get_app, require_root, served
 
 from . import store
 from .addresses import parse_entry
@@ -76,7 +76,7 @@ def _list_group(kind: str) -> click.Group:
     return group
 
 
-whitelist = click.Group("whitelist", help="Whitelists: authenticated users, senders, "
-                                          "recipients.")
+whitelist = served(click.Group("whitelist", help="Whitelists: authenticated users, senders, "
+                                                 "recipients."))
 for _kind in KINDS:
     whitelist.add_command(_list_group(_kind))

@@ -30,8 +30,9 @@ from ie_plugins.ratelimit.limits import save_server_settings
 from tests.fixtures.daemon import DaemonProcess, wait_for_cli_socket
 
 MSG = b"From: a@example.com\r\nSubject: t\r\n\r\nbody\r\n"
-DAEMON_SERVICES = {"quarantine-cli-socket", "quarantine-sweep", "auto-release", "learn-spool",
-                   "incoming-greylist-prune", "junk-retention", "message-log-prune"}
+DAEMON_SERVICES = {"cli-server", "quarantine-cli-socket", "quarantine-sweep", "auto-release",
+                   "learn-spool", "incoming-greylist-prune", "junk-retention",
+                   "message-log-prune"}
 PROBE_ENV = {"PYTHONPATH": str(Path(__file__).parents[1] / "fixtures" / "probe_plugin")}
 
 
