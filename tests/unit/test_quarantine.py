@@ -273,6 +273,38 @@ def test_list_filters_and_paging(qapp, service, clock):
     assert page["max_count"] == 5
 
 
+def test_pages_walk_the_list_in_its_order_and_sender_is_literal_in_any_case(qapp, service,
+                                                                            clock):
+    """Messages of the same second come in id order, newest first, page after page (the
+    order the index has); the sender filter ignores case and takes % and _ literally."""
+    senders = ["Alice@Example.com", "a%b@example.com", "a_b@example.com", "axb@example.com",
+               "ALICE@example.org", "carol@example.net", "x/y@example.com"]
+    ids = []
+    for n, sender in enumerate(senders * 2):
+        ids.append(hold(qapp))
+        with qapp.db.session() as s:
+            s.execute(update(HeldMessage).where(HeldMessage.id == ids[-1])
+                      .values(mail_from=sender))
+        if n % 3 == 2:
+            clock.advance(seconds=1)
+    by_arrival = sorted(ids, key=lambda i: (ids.index(i) // 3, i), reverse=True)
+    pages = [service.emails_list(ROOT, limit="4", offset=str(k))["items"]
+             for k in range(0, len(ids), 4)]
+    assert [i["email_id"] for page in pages for i in page] == by_arrival
+
+    def senders_of(text: str) -> set[str]:
+        listed = service.emails_list(ROOT, sender=text, limit="100")
+        assert listed["max_count"] == len(listed["items"])
+        return {i["sender"] for i in listed["items"]}
+
+    assert senders_of("alice@") == {"Alice@Example.com", "ALICE@example.org"}
+    assert senders_of("EXAMPLE.COM") == {s for s in senders if "example.com" in s.lower()}
+    assert senders_of("a%b") == {"a%b@example.com"}
+    assert senders_of("a_b") == {"a_b@example.com"}
+    assert senders_of("x/y") == {"x/y@example.com"}
+    assert senders_of("%") == {"a%b@example.com"}
+
+
 @pytest.mark.parametrize(("call", "message_part"), [
     (lambda s: s.emails_list(ROOT, since="5x"), "--since takes"),
     (lambda s: s.emails_list(ROOT, limit="-1"), "--limit must be"),
