@@ -36,6 +36,17 @@ LOCAL_ONLY = frozenset({"version", "completion", "check", "learn", "top"})
 """Commands never served: asking would only cost the round trip."""
 
 
+def main() -> None:
+    """The ``ie-cli`` program: the command as ie-filterd runs it when it serves it, else
+    here (only then are click and the commands imported)."""
+    code = forward(sys.argv[1:])
+    if code is not None:
+        sys.exit(code)
+    from ie_cli.main import ie_cli
+
+    ie_cli()
+
+
 class Unanswered(Exception):
     """The request went out and no complete answer came: the command may have run."""
 

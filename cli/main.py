@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 import click
 
-from ie_cli import forward
 from ie_cli.base import IeGroup, setup_state
 from ie_cli.version import version
 
@@ -45,11 +43,3 @@ def build() -> IeGroup:
 
 ie_cli = build()
 
-
-def main() -> None:
-    """The ``ie-cli`` program: the command as ie-filterd runs it when it serves it (see
-    :mod:`ie_cli.forward`), else here."""
-    code = forward.forward(sys.argv[1:])
-    if code is not None:
-        sys.exit(code)
-    ie_cli()

@@ -39,6 +39,7 @@ class HeldMessage(Base):
         Index("ix_quarantine_messages_received_at", "received_at", "id"),
         Index("ix_quarantine_messages_account_received", "account", "received_at"),
         Index("ix_quarantine_messages_account_state_size", "account", "state", "size"),
+        Index("ix_quarantine_messages_reasons_sender", "reasons_key", "mail_from"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

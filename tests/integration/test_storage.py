@@ -105,7 +105,7 @@ def test_a_database_stopped_at_an_older_revision_upgrades_and_keeps_its_rows(fre
         RELEASE_HEADS - {"0003_ratelimit", "0005_incoming", "0002_quarantine", "0006_notify",
                          "0008_message_log_digest"}) | {
         "0012_ratelimit_window_oldest", "0005_incoming_greylist", "0010_blocklist", "0010_web",
-        "0013_quarantine_used_bytes", "0010_notify_held_direction",
+        "0014_quarantine_filter_index", "0010_notify_held_direction",
         "0011_core_change_counters"}
     with fresh_db.engine.connect() as conn:
         logged = conn.execute(text("SELECT queue_id, account, outcome, digest "

@@ -539,11 +539,13 @@ def test_migration_downgrades_and_upgrades(qapp):
             return s.scalar(select(QuarantineAccount.used_bytes)
                             .where(QuarantineAccount.name == "alice"))
 
+    migrate.downgrade(qapp.db, "quarantine@-1")  # the filters' index
+    assert "0013_quarantine_used_bytes" in migrate.current_heads(qapp.db)
     migrate.downgrade(qapp.db, "quarantine@-1")  # the used bytes
     assert "0012_quarantine_list_indexes" in migrate.current_heads(qapp.db)
     migrate.upgrade(qapp.db)  # counts what is held
     assert used() == len(message())
-    migrate.downgrade(qapp.db, "quarantine@-2")  # and the list indexes
+    migrate.downgrade(qapp.db, "quarantine@-3")  # and the list indexes
     assert "0010_quarantine_direction" in migrate.current_heads(qapp.db)
     migrate.downgrade(qapp.db, "quarantine@-1")  # the direction column
     assert "0002_quarantine" in migrate.current_heads(qapp.db)
@@ -551,10 +553,10 @@ def test_migration_downgrades_and_upgrades(qapp):
     with qapp.db.session() as s:
         assert s.get(HeldMessage, held).direction == "outgoing"
     assert used() == len(message())
-    migrate.downgrade(qapp.db, "quarantine@-4")
+    migrate.downgrade(qapp.db, "quarantine@-5")
     assert "0002_quarantine" not in migrate.current_heads(qapp.db)
     migrate.upgrade(qapp.db)
-    assert "0013_quarantine_used_bytes" in migrate.current_heads(qapp.db)
+    assert "0014_quarantine_filter_index" in migrate.current_heads(qapp.db)
     with qapp.db.session() as s:
         assert s.scalars(select(HeldMessage)).all() == []
 
