@@ -39,7 +39,9 @@ class HeldMessage(Base):
         Index("ix_quarantine_messages_received_at", "received_at", "id"),
         Index("ix_quarantine_messages_account_received", "account", "received_at"),
         Index("ix_quarantine_messages_account_state_size", "account", "state", "size"),
-        Index("ix_quarantine_messages_reasons_sender", "reasons_key", "mail_from"),
+        # the totals of lists filtered by a part of the reasons or the sender
+        Index("ix_quarantine_messages_text_filters", "reasons_key", "mail_from",
+              "received_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
