@@ -24,7 +24,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
 import click
@@ -33,6 +32,7 @@ from ie_core import App, create_app, hookimpl
 from ie_core.background import BackgroundService
 from ie_core.commands import SERVED, CliState
 from ie_core.config import ConfigKey
+from ie_core.unix_socket import answers, listen_at
 
 from . import forward
 
@@ -89,22 +89,10 @@ class CommandServer:
                     self.path.unlink()
 
     def _bind(self) -> tuple[socket.socket, int]:
-        """Listen on :attr:`path`, taking it over from a daemon that is gone; bound under
-        a temporary name and renamed, so the path never names a socket not listening."""
-        if _answers(self.path):
+        """Listen on :attr:`path`, taking it over from a daemon that is gone."""
+        if answers(self.path):
             raise OSError(f"another ie-filterd serves {self.path}")
-        staging = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        staging.unlink(missing_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(str(staging))
-            os.chmod(staging, 0o600)
-            sock.listen(16)
-            os.replace(staging, self.path)
-        except OSError:
-            sock.close()
-            staging.unlink(missing_ok=True)
-            raise
+        sock = listen_at(self.path, 0o600, 16)
         log.info("event=cli_server_listening path=%s", self.path)
         return sock, self.path.stat().st_ino
 
@@ -136,8 +124,7 @@ class CommandServer:
 
     def _run(self, conn: socket.socket, argv: list[str]) -> None:
         started = time.monotonic()
-        state = CliState(lambda: create_app(self._config,
-                                            overrides={"ie.data_dir": self._data_dir}))
+        state = CliState(self._command_app)
         try:
             group = _new_group()
             why = _not_served(group, argv, state)
@@ -154,6 +141,15 @@ class CommandServer:
                  1000 * (time.monotonic() - started))
         header = {"served": True, "code": code, "stdout": len(stdout), "stderr": len(stderr)}
         conn.sendall(json.dumps(header).encode() + b"\n" + stdout + stderr)
+
+
+    def _command_app(self) -> App:
+        """The App for one command: the configuration as the file says now, on the
+        daemon's connection pool when it names the same database."""
+        app = create_app(self._config, overrides={"ie.data_dir": self._data_dir})
+        if app.config.database_url == self.app.config.database_url:
+            app.share_database(self.app.db)
+        return app
 
 
 def _new_group() -> Any:
@@ -212,16 +208,6 @@ def _read_request(conn: socket.socket) -> dict[str, Any] | str:
             or not all(isinstance(w, str) for w in request["argv"])):
         return "malformed request"
     return request
-
-
-def _answers(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except (OSError, ValueError):
-            return False
-        return True
 
 
 class _PerThread:

@@ -12,7 +12,8 @@ values, the default config path), ``ie_core.message`` (header decoding),
 ``ie_core.rawheaders`` (editing a message's header block byte-exactly),
 ``ie_core.durations`` (``--since``-style durations), ``ie_core.background`` (the
 services a plugin declares with ``ie_background``), ``ie_core.metrics`` (counters a
-plugin updates) and ``ie_core.pidfile`` (the running ie-filterd).  The core never imports
+plugin updates), ``ie_core.pidfile`` (the running ie-filterd) and ``ie_core.unix_socket``
+(the local sockets ie-filterd serves).  The core never imports
 a plugin.
 """
 
@@ -82,6 +83,7 @@ PUBLIC_MODULES = frozenset({
     "ie_core.account_options",
     "ie_core.identity", "ie_core.config", "ie_core.message", "ie_core.rawheaders",
     "ie_core.durations", "ie_core.background", "ie_core.metrics", "ie_core.pidfile",
+    "ie_core.unix_socket",
 })
 
 __all__ = [

@@ -35,6 +35,7 @@ class App:
         self._stages: dict[Direction, list[Stage]] = {}
         self._cached: dict[str, Cached[Any]] = {}
         self._cached_lock = threading.Lock()
+        self._database_shared = False
 
     @cached_property
     def data_dir(self) -> Path:
@@ -47,6 +48,12 @@ class App:
         if not self.config.get("ie.database_url"):
             self.data_dir  # noqa: B018  (creates it, private)
         return Database(self.config.database_url)
+
+    def share_database(self, db: Database) -> None:
+        """Use ``db``, which another App owns (:meth:`close` leaves it open): a command
+        ie-filterd runs uses the daemon's connection pool instead of opening its own."""
+        self.__dict__["db"] = db
+        self._database_shared = True
 
     @cached_property
     def changes(self) -> ChangeCounters:
@@ -102,7 +109,7 @@ class App:
     def close(self) -> None:
         if "publisher" in self.__dict__:
             self.publisher.close()
-        if "db" in self.__dict__:
+        if "db" in self.__dict__ and not self._database_shared:
             self.db.dispose()
 
 

@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 from sqlalchemy.exc import OperationalError
 
 from ie_core import IeError, InvalidInput, NotFound, PermissionDenied
+from ie_core.unix_socket import answers, listen_at
 
 from .service import STREAMS, Caller, QuarantineService, dispatch, open_stream
 
@@ -114,24 +115,11 @@ class CliSocketServer:
             path.parent.mkdir(parents=True, mode=0o755)
             os.chmod(path.parent, 0o755)
         if path.exists() or path.is_symlink():
-            if _is_live(path):
+            if answers(path):
                 log.error("event=cli_socket_in_use path=%s (another ie-filterd serves it)", path)
                 return None
             path.unlink()
-        # Bound and listening under a temporary name, then renamed into place: a client
-        # that sees the path can connect (never 'connection refused' between bind and listen).
-        staging = path.with_name(f".{path.name}.{os.getpid()}")
-        staging.unlink(missing_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(str(staging))
-            os.chmod(staging, 0o666)
-            sock.listen(64)
-            os.rename(staging, path)
-        except OSError:
-            sock.close()
-            staging.unlink(missing_ok=True)
-            raise
+        sock = listen_at(path, 0o666, 64)
         self._inode = path.stat().st_ino
         log.info("event=cli_socket_listening path=%s", path)
         return sock
@@ -221,16 +209,6 @@ class CliSocketServer:
             return {"ok": False, "kind": "error", "error": "internal error (see the ie log)"}
         log.info("event=cli_request op=%s user=%s", op, caller.user)
         return {"ok": True, "result": result}
-
-
-def _is_live(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-        return True
 
 
 def peer_uid(conn: socket.socket) -> int:
