@@ -20,6 +20,7 @@ from ie_core import App, ConfigKey, InvalidInput, SenderIdentity, hookimpl
 from ie_core.account_options import AccountOption
 from ie_core.changes import track
 from ie_core.commands import emit, emit_ok, fail, get_app, require_root, served
+from ie_core.db import among
 from ie_core.db.models import Account, DomainMap
 from ie_core.identity import domain_of, normalise_address, valid_account, valid_domain
 
@@ -124,16 +125,13 @@ def owner_email(app: App, account: str) -> str | None:
 
 
 def owner_emails(app: App, accounts: Sequence[str]) -> dict[str, str | None]:
-    """:func:`owner_email` of many accounts: one query per 500 of them, /etc/userdomains
-    read once."""
+    """:func:`owner_email` of many accounts: one query, /etc/userdomains read once."""
     explicit: dict[str, str] = {}
+    query = select(Account.name, Account.owner_email).where(Account.owner_email.is_not(None))
     with app.db.reading() as s:
-        for start in range(0, len(accounts), 500):
-            for name, address in s.execute(select(Account.name, Account.owner_email).where(
-                    Account.name.in_(accounts[start:start + 500]),
-                    Account.owner_email.is_not(None))):
-                if address:
-                    explicit[name] = address
+        for name, address in s.execute(among(query, Account.name, accounts)):
+            if address:
+                explicit[name] = address
     domain = app.config.get("accounts.owner_email_domain").strip().lower()
     first_domain: dict[str, str] = {}
     if not domain:

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from ie_core import Action, App, Direction, Finding, MessageContext, Phase, SenderIdentity, Stage
 from ie_core.account_options import AccountOption
+from ie_core.db import among
 from ie_core.identity import domain_of, normalise_address
 from ie_core.message import DeliveryGroup
 from ie_core.runtime import RuntimeSetting, current
@@ -80,10 +81,10 @@ def opted_out(app: App, accounts: Iterable[str]) -> set[str]:
     names = set(accounts)
     if not names:
         return set()
-    with app.db.session() as s:
-        rows = s.scalars(select(IncomingAccount.account).where(
-            IncomingAccount.account.in_(names), IncomingAccount.enabled.is_(False))).all()
-    return set(rows)
+    query = select(IncomingAccount.account).where(IncomingAccount.enabled.is_(False))
+    with app.db.reading() as s:
+        rows = s.scalars(among(query, IncomingAccount.account, names)).all()
+    return set(rows) & names
 
 
 def _get_switch(app: App, account: str) -> str:
@@ -91,9 +92,7 @@ def _get_switch(app: App, account: str) -> str:
 
 
 def _get_switches(app: App, accounts: Sequence[str]) -> dict[str, str]:
-    off = set()
-    for start in range(0, len(accounts), 500):
-        off |= opted_out(app, accounts[start:start + 500])
+    off = opted_out(app, accounts)
     return {a: "off" if a in off else "on" for a in accounts}
 
 

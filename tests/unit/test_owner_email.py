@@ -65,3 +65,25 @@ def test_accounts_list_reads_every_accounts_switches_at_once(app):
         "carol": ("carol@owner.example", "on")}
     for option in app.hooks.account_options():
         assert option.values(app, sorted(rows)) == {n: option.get(app, n) for n in rows}
+
+
+def test_thousands_of_accounts_get_the_same_values_as_one_by_one(app):
+    """Over an IN list's worth of accounts the options read whole tables (one query)
+    and keep the listed accounts' rows: the values stay those of the one-account reads,
+    and accounts not listed do not appear."""
+    service = QuarantineService(app)
+    try:
+        for name in ("acct7", "acct599", "unlisted"):
+            service.accounts_edit(ROOT, name, options={"incoming": "off",
+                                                       "owner-email": f"{name}@o.example"})
+    finally:
+        service.close()
+    names = [f"acct{i}" for i in range(600)]
+    for option in app.hooks.account_options():
+        values = option.values(app, names)
+        assert values == {n: option.get(app, n) for n in names}
+    switches = next(o for o in app.hooks.account_options() if o.name == "incoming")
+    emails = next(o for o in app.hooks.account_options() if o.name == "owner-email")
+    assert [n for n, v in switches.values(app, names).items() if v == "off"] == \
+        ["acct7", "acct599"]
+    assert emails.values(app, names)["acct599"] == "acct599@o.example"
