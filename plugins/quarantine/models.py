@@ -41,7 +41,7 @@ class HeldMessage(Base):
         Index("ix_quarantine_messages_account_state_size", "account", "state", "size"),
         # the totals of lists filtered by a part of the reasons or the sender
         Index("ix_quarantine_messages_text_filters", "reasons_key", "mail_from",
-              "received_at"),
+              "received_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

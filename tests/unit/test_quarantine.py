@@ -311,6 +311,29 @@ def test_pages_walk_the_list_in_its_order_and_sender_is_literal_in_any_case(qapp
     assert senders_of("%") == {"a%b@example.com"}
 
 
+@pytest.mark.parametrize("few", [2, 1000])
+def test_a_sender_filter_lists_alike_with_few_or_many_matches(qapp, service, clock,
+                                                              monkeypatch, few):
+    """Few matches are listed from one scan, more by a count and an ordered search: the
+    same pages and totals either way."""
+    monkeypatch.setattr("ie_plugins.quarantine.service.FEW_MATCHES", few)
+    ids = []
+    for n in range(9):
+        ids.append(hold(qapp))
+        if n % 2:
+            clock.advance(seconds=1)
+    with qapp.db.session() as s:
+        s.execute(update(HeldMessage).where(HeldMessage.id.in_(ids[::2]))
+                  .values(mail_from="Rare@example.com"))
+    rare = sorted(ids[::2], key=lambda i: (ids.index(i) // 2, i), reverse=True)
+    pages = [service.emails_list(ROOT, sender="rare@", limit="2", offset=str(k))
+             for k in range(0, 6, 2)]
+    assert [p["max_count"] for p in pages] == [5, 5, 5]
+    assert [i["email_id"] for p in pages for i in p["items"]] == rare
+    assert service.emails_list(ROOT, sender="rare@", since="1s")["max_count"] == 2  # 6, 8
+    assert service.emails_list(ROOT, sender="nobody@")["items"] == []
+
+
 @pytest.mark.parametrize(("call", "message_part"), [
     (lambda s: s.emails_list(ROOT, since="5x"), "--since takes"),
     (lambda s: s.emails_list(ROOT, limit="-1"), "--limit must be"),
