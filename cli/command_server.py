@@ -132,7 +132,14 @@ class CommandServer:
                 conn.sendall(json.dumps({"served": False, "why": why}).encode() + b"\n")
                 return
             with captured() as (out, err):
-                code = group.run(argv, prog_name="ie-cli", obj=state, only_this_thread=True)
+                try:
+                    code = group.run(argv, prog_name="ie-cli", obj=state,
+                                     only_this_thread=True)
+                except Exception:  # IE_DEBUG in the daemon's environment lets bugs out
+                    log.exception("event=cli_command_failed command=%r", " ".join(argv)[:200])
+                    print("ie-cli: error: internal error (see ie-filterd's log)",
+                          file=sys.stderr)
+                    code = 1
             stdout, stderr = out.getvalue(), err.getvalue()
         finally:
             if state.built:
@@ -141,7 +148,6 @@ class CommandServer:
                  1000 * (time.monotonic() - started))
         header = {"served": True, "code": code, "stdout": len(stdout), "stderr": len(stderr)}
         conn.sendall(json.dumps(header).encode() + b"\n" + stdout + stderr)
-
 
     def _command_app(self) -> App:
         """The App for one command: the configuration as the file says now, on the
