@@ -34,6 +34,8 @@ MAX_LINE = 64 * 1024
 CONNECT_TIMEOUT = 2.0
 LOCAL_ONLY = frozenset({"version", "completion", "check", "learn", "top"})
 """Commands never served: asking would only cost the round trip."""
+COMPLETION_VARIABLE = "_IE_CLI_COMPLETE"
+"""Set by the shell when it asks click for completions: always answered here."""
 
 
 def main() -> None:
@@ -80,7 +82,7 @@ def split_root_options(argv: list[str]) -> tuple[str | None, str | None, list[st
 def request_for(argv: list[str]) -> tuple[Path, dict[str, Any]] | None:
     """The socket and the request for this command line, ``None`` when it is to run
     here (reading the configuration failed: running here reports why)."""
-    if os.environ.get("IE_DEBUG"):
+    if os.environ.get("IE_DEBUG") or COMPLETION_VARIABLE in os.environ:
         return None
     split = split_root_options(argv)
     if split is None:

@@ -48,8 +48,9 @@ def test_commands_that_never_go(tmp_path: Path, argv: list[str]) -> None:
     assert request_for(["--config", str(config), *argv]) is None
 
 
-def test_nothing_goes_when_debugging_or_disabled_or_unreadable(
+def test_nothing_goes_when_debugging_completing_disabled_or_unreadable(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IE_DEBUG", raising=False)
     config = tmp_path / "ie.toml"
     config.write_text('[plugins]\ndisabled = ["cli_server"]\n')
     assert request_for(["--config", str(config), "emails", "list"]) is None
@@ -57,5 +58,9 @@ def test_nothing_goes_when_debugging_or_disabled_or_unreadable(
     assert request_for(["--config", str(config), "emails", "list"]) is None
     assert request_for(["--config", str(tmp_path / "missing.toml"), "emails", "list"]) is None
     config.write_text("")
+    assert request_for(["--config", str(config), "emails", "list"]) is not None
+    monkeypatch.setenv("_IE_CLI_COMPLETE", "bash_complete")
+    assert request_for(["--config", str(config), "emails", "list"]) is None
+    monkeypatch.delenv("_IE_CLI_COMPLETE")
     monkeypatch.setenv("IE_DEBUG", "1")
     assert request_for(["--config", str(config), "emails", "list"]) is None
