@@ -35,6 +35,7 @@ from ie_core.config import ConfigKey
 from ie_core.unix_socket import answers, listen_at
 
 from . import forward
+from .main import build
 
 log = logging.getLogger("ie.cli_server")
 
@@ -60,8 +61,8 @@ def ie_background(app: App) -> Sequence[BackgroundService]:
 class CommandServer:
     def __init__(self, app: App) -> None:
         self.app = app
-        self.path = forward.socket_path({forward.PLUGIN: {
-            "socket": app.config.get(f"{forward.PLUGIN}.socket")}}, app.data_dir)
+        self.path = forward.socket_path(app.config.get(f"{forward.PLUGIN}.socket"),
+                                        app.data_dir)
         self._config = os.path.realpath(app.config.path) if app.config.path else None
         self._data_dir = os.path.realpath(app.data_dir)
         self._slots = threading.BoundedSemaphore(MAX_RUNNING)
@@ -126,7 +127,7 @@ class CommandServer:
         started = time.monotonic()
         state = CliState(self._command_app)
         try:
-            group = _new_group()
+            group = build()
             why = _not_served(group, argv, state)
             if why is not None:
                 conn.sendall(json.dumps({"served": False, "why": why}).encode() + b"\n")
@@ -156,12 +157,6 @@ class CommandServer:
         if app.config.database_url == self.app.config.database_url:
             app.share_database(self.app.db)
         return app
-
-
-def _new_group() -> Any:
-    from ie_cli.main import build
-
-    return build()
 
 
 def _not_served(group: click.Group, argv: list[str], state: CliState) -> str | None:
@@ -232,10 +227,6 @@ class _PerThread:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._target(), name)
-
-    def write(self, text: str) -> int:
-        written: int = self._target().write(text)
-        return written
 
 
 _install_lock = threading.Lock()

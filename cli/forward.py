@@ -20,7 +20,6 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +52,8 @@ class Unanswered(Exception):
     """The request went out and no complete answer came: the command may have run."""
 
 
-def socket_path(raw: Mapping[str, Any], data_dir: Path) -> Path:
-    """Where the socket is for this raw configuration and data directory."""
-    section = raw.get(PLUGIN, {})
-    given = section.get("socket") if isinstance(section, dict) else None
+def socket_path(given: object, data_dir: Path) -> Path:
+    """Where the socket is: ``cli_server.socket`` as ``given``, else in ``data_dir``."""
     return Path(given) if isinstance(given, str) and given else data_dir / SOCKET_NAME
 
 
@@ -95,10 +92,9 @@ def request_for(argv: list[str]) -> tuple[Path, dict[str, Any]] | None:
         raw = cfg.read_raw(path, required)
         if PLUGIN in cfg.disabled_plugins(raw):
             return None
-        section = raw.get("ie", {})
-        data_dir = Path(data_dir_option or (section.get("data_dir") if isinstance(section, dict)
-                                            else None) or cfg.default_data_dir())
-        where = socket_path(raw, data_dir)
+        core, ours = (_table(raw, name) for name in ("ie", PLUGIN))
+        data_dir = Path(data_dir_option or core.get("data_dir") or cfg.default_data_dir())
+        where = socket_path(ours.get("socket"), data_dir)
     except Exception:
         return None
     request = {"argv": rest, "config": os.path.realpath(path) if path.is_file() else None,
@@ -106,6 +102,11 @@ def request_for(argv: list[str]) -> tuple[Path, dict[str, Any]] | None:
     if len(json.dumps(request)) >= MAX_LINE:  # thousands of addresses: the daemon refuses
         return None
     return where, request
+
+
+def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    table = raw.get(name)
+    return table if isinstance(table, dict) else {}
 
 
 def forward(argv: list[str]) -> int | None:
