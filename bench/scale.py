@@ -244,7 +244,7 @@ def main() -> None:
                     print(f"{kind}: {name}: {figures[name]:.0f} ms alone, "
                           f"{figures['served ' + name]:.0f} ms served, warm "
                           f"{figures['warm ' + name]:.0f} ms", file=sys.stderr, flush=True)
-                figures[HOLD] = hold_one(daemon)
+                figures["served " + HOLD] = hold_one(daemon)
     names.append(HOLD)
     columns = ("", "served ", "warm ")
     header = " | ".join(f"{k} alone ms | {k} served ms | {k} warm ms" for k in kinds)
